@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Creates a Kind cluster (kind/kind-config.yaml: a control plane and two workers) with Antrea
+# as its CNI, installed with Helm; builds the controller's image with Docker, loads it into the
+# nodes and deploys deploy/rbac.yaml and deploy/daemonset.yaml.
+# Safe to run again: an existing cluster and Antrea release are kept, and the controller is
+# restarted on the image just built.
+# Environment: CLUSTER_NAME, IMAGE, KUBE_CONTEXT (kind/common.sh), ANTREA_VERSION (a chart
+# version; the latest when unset).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+require_tools docker kind kubectl helm
+
+# Not grep -q: its early exit could kill kind with SIGPIPE and fail the pipe (pipefail).
+if kind get clusters 2>/dev/null | grep -x "$CLUSTER_NAME" >/dev/null; then
+  echo "== Kind cluster $CLUSTER_NAME exists: keeping it"
+else
+  echo "== creating Kind cluster $CLUSTER_NAME"
+  kind create cluster --name "$CLUSTER_NAME" --config "$ROOT/kind/kind-config.yaml"
+fi
+
+echo "== Antrea"
+helm repo add antrea https://charts.antrea.io --force-update
+helm repo update antrea
+if helm --kube-context "$KUBE_CONTEXT" status antrea --namespace kube-system >/dev/null 2>&1; then
+  echo "Helm release antrea exists: keeping it"
+else
+  helm --kube-context "$KUBE_CONTEXT" install antrea antrea/antrea --namespace kube-system \
+    ${ANTREA_VERSION:+--version "$ANTREA_VERSION"}
+fi
+kube -n kube-system rollout status deployment/antrea-controller --timeout=5m
+kube -n kube-system rollout status daemonset/antrea-agent --timeout=5m
+# Nodes turn Ready, and CoreDNS gets Pod IPs, only once the CNI works.
+kube wait --for=condition=Ready nodes --all --timeout=5m
+kube -n kube-system rollout status deployment/coredns --timeout=5m
+
+echo "== image $IMAGE"
+version=$(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null || echo dev)
+docker build --build-arg VERSION="$version" -t "$IMAGE" "$ROOT"
+kind load docker-image "$IMAGE" --name "$CLUSTER_NAME"
+
+echo "== capture-controller"
+redeploy=false
+if kube -n "$CONTROLLER_NAMESPACE" get daemonset "$CONTROLLER_DAEMONSET" >/dev/null 2>&1; then
+  redeploy=true
+fi
+kube apply -f "$ROOT/deploy/rbac.yaml"
+kube apply -f "$ROOT/deploy/daemonset.yaml"
+kube -n "$CONTROLLER_NAMESPACE" set image "daemonset/$CONTROLLER_DAEMONSET" \
+  "$CONTROLLER_CONTAINER=$IMAGE"
+if [[ $redeploy == true ]]; then
+  # The tag may name a new build now: restart so that every node runs the image just loaded.
+  kube -n "$CONTROLLER_NAMESPACE" rollout restart "daemonset/$CONTROLLER_DAEMONSET"
+fi
+kube -n "$CONTROLLER_NAMESPACE" rollout status "daemonset/$CONTROLLER_DAEMONSET" --timeout=5m
+
+echo "$SCRIPT: cluster $CLUSTER_NAME is up (kubectl context $KUBE_CONTEXT); next: kind/verify.sh"
