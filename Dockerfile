@@ -1,0 +1,39 @@
+# The capture-controller image: `docker build -t capture-controller:dev .` (kind/up.sh does).
+# Every apt package comes from packages.txt (its `build` and `runtime` roles) or from the
+# built binary itself (the packages of the shared libraries it links), never from a list here.
+
+FROM ubuntu:24.04 AS builder
+ARG DEBIAN_FRONTEND=noninteractive
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+WORKDIR /src
+# Alone first, so that the toolchain layer is rebuilt only when the package list changes.
+COPY packages.txt ./
+RUN apt-get update \
+ && awk '!/^#/ && NF >= 2 && $2 ~ /(^|,)build(,|$)/ {print $1}' packages.txt \
+    | xargs apt-get install -y --no-install-recommends \
+ && rm -rf /var/lib/apt/lists/*
+COPY . .
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DCAPTURE_CONTROLLER_BUILD_TESTS=OFF \
+ && cmake --build /build -j"$(nproc)" --target capture-controller \
+ && cmake --install /build --strip --prefix /out \
+ && deploy/image/runtime-packages.sh /out/bin/capture-controller > /out/runtime-packages.txt
+
+FROM ubuntu:24.04
+ARG DEBIAN_FRONTEND=noninteractive
+ARG VERSION=dev
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+LABEL org.opencontainers.image.title="capture-controller" \
+      org.opencontainers.image.description="On-demand packet captures of Kubernetes Pods, by annotation" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.base.name="docker.io/library/ubuntu:24.04"
+COPY packages.txt /tmp/
+COPY --from=builder /out/runtime-packages.txt /tmp/
+RUN apt-get update \
+ && { awk '!/^#/ && NF >= 2 && $2 ~ /(^|,)runtime(,|$)/ {print $1}' /tmp/packages.txt; \
+      cat /tmp/runtime-packages.txt; } \
+    | xargs apt-get install -y --no-install-recommends \
+ && rm -rf /var/lib/apt/lists/* /tmp/packages.txt /tmp/runtime-packages.txt
+COPY --from=builder /out/bin/capture-controller /usr/local/bin/capture-controller
+# Fails the build if a shared library of the binary is still missing.
+RUN ! ldd /usr/local/bin/capture-controller | grep 'not found'
+ENTRYPOINT ["/usr/local/bin/capture-controller"]
