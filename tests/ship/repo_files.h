@@ -1,0 +1,35 @@
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+// Reading the repository's own files and running small tools on them, for the ship checks.
+namespace ship {
+
+// Absolute path of a file given relative to the repository's root.
+std::string repoPath(const std::string& relative);
+
+// The whole file; the test fails (and this returns "") when it cannot be read.
+std::string readRepoFile(const std::string& relative);
+
+struct CommandResult {
+  int exit_code = -1;  // -1 when the command could not be run or was killed by a signal
+  std::string output;  // stdout and stderr, interleaved
+};
+CommandResult runCommand(const std::string& shell_command);
+
+// A new empty directory under the test temp dir, unique to this process.
+std::string makeTempDir(const std::string& prefix);
+
+// Single-quotes `word` for /bin/sh.
+std::string shellQuote(const std::string& word);
+
+// packages.txt: the packages whose roles include `role` (build, test, runtime), in file order.
+std::vector<std::string> packagesWithRole(const std::string& role);
+
+// The names kind/common.sh defines for the Kind scripts: `NAME=value` and the default of
+// `NAME=${NAME:-value}`. Lines computed from other names (ROOT=$(...)) are left out.
+std::map<std::string, std::string> kindScriptNames();
+
+}  // namespace ship
