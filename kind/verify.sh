@@ -86,7 +86,9 @@ kube -n "$CONTROLLER_NAMESPACE" cp "$controller:$pcap" "$local_pcap"
 if command -v tcpdump >/dev/null 2>&1; then
   read_pcap() { tcpdump -nn -r "$local_pcap"; }
 else
-  read_pcap() { kube -n "$CONTROLLER_NAMESPACE" exec -i "$controller" -- tcpdump -nn -r - <"$local_pcap"; }
+  read_pcap() {
+    kube -n "$CONTROLLER_NAMESPACE" exec -i "$controller" -- tcpdump -nn -r - <"$local_pcap"
+  }
 fi
 if ! read_pcap >"$OUT_DIR/capture-output.txt"; then
   echo "$SCRIPT: note: tcpdump -r stopped at the end of a partly written packet" >&2
