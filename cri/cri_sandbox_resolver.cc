@@ -1,0 +1,53 @@
+#include "cri/cri_sandbox_resolver.h"
+
+#include <string>
+
+#include "cri/sandbox_status.h"
+
+namespace cri {
+
+// The labels the kubelet puts on every sandbox it creates.
+constexpr char kPodUidLabel[] = "io.kubernetes.pod.uid";
+constexpr char kPodNamespaceLabel[] = "io.kubernetes.pod.namespace";
+constexpr char kPodNameLabel[] = "io.kubernetes.pod.name";
+
+absl::StatusOr<SandboxInfo> CriSandboxResolver::resolve(std::string_view pod_uid) {
+  runtime::v1::PodSandboxFilter filter;
+  (*filter.mutable_label_selector())[kPodUidLabel] = std::string(pod_uid);
+  return resolveFiltered(filter, "pod uid " + std::string(pod_uid));
+}
+
+absl::StatusOr<SandboxInfo> CriSandboxResolver::resolveByName(std::string_view pod_namespace,
+                                                              std::string_view pod_name) {
+  runtime::v1::PodSandboxFilter filter;
+  (*filter.mutable_label_selector())[kPodNamespaceLabel] = std::string(pod_namespace);
+  (*filter.mutable_label_selector())[kPodNameLabel] = std::string(pod_name);
+  return resolveFiltered(filter, "pod " + std::string(pod_namespace) + "/" + std::string(pod_name));
+}
+
+absl::StatusOr<SandboxInfo> CriSandboxResolver::resolveFiltered(
+    const runtime::v1::PodSandboxFilter& filter, std::string_view pod) {
+  auto list = client_.listPodSandbox(filter);
+  if (!list.ok()) return list.status();
+  auto chosen = newestReadySandbox(*list, pod);
+  if (!chosen.ok()) return chosen.status();
+  const std::string id = (*chosen)->id();
+
+  auto status = client_.podSandboxStatus(id, /*verbose=*/true);
+  if (absl::IsNotFound(status.status())) {
+    // Removed between the two calls: the pod has no sandbox now.
+    return resolveError(ResolveFailure::kNoSandbox, "sandbox " + id + " of " + std::string(pod) +
+                                                        " was removed while being resolved");
+  }
+  if (!status.ok()) return status.status();
+  auto info = sandboxInfoFromStatus(*status);
+  if (!info.ok()) return info.status();
+  if (info->state != SandboxState::kReady) {
+    // Stopped between the two calls (the kubelet is replacing it).
+    return resolveError(ResolveFailure::kNoReadySandbox,
+                        "sandbox " + id + " of " + std::string(pod) + " is no longer READY");
+  }
+  return info;
+}
+
+}  // namespace cri

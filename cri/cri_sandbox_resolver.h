@@ -1,0 +1,33 @@
+#pragma once
+
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "cri/runtime_client.h"
+#include "cri/sandbox_resolver.h"
+
+namespace cri {
+
+// The real SandboxResolver: two CRI calls per resolve, each under the client's deadline.
+//   1. ListPodSandbox with a label selector and no state filter, so that "no sandbox at all"
+//      (kNoSandbox) and "sandboxes, none READY" (kNoReadySandbox) stay distinct;
+//   2. PodSandboxStatus(verbose) of the newest READY one, for its netns path and pid.
+class CriSandboxResolver : public SandboxResolver {
+ public:
+  explicit CriSandboxResolver(RuntimeClient& client) : client_(client) {}
+
+  // By the kubelet's label io.kubernetes.pod.uid.
+  absl::StatusOr<SandboxInfo> resolve(std::string_view pod_uid) override;
+  // By the kubelet's labels io.kubernetes.pod.namespace and io.kubernetes.pod.name: the newest
+  // READY sandbox of any pod that had this name (for operators, who know names, not UIDs).
+  absl::StatusOr<SandboxInfo> resolveByName(std::string_view pod_namespace,
+                                            std::string_view pod_name);
+
+ private:
+  absl::StatusOr<SandboxInfo> resolveFiltered(const runtime::v1::PodSandboxFilter& filter,
+                                              std::string_view pod);
+
+  RuntimeClient& client_;
+};
+
+}  // namespace cri
