@@ -38,6 +38,10 @@ class ResolverE2E : public ::testing::Test {
           RuntimeClientOptions{lab().endpoint(), milliseconds(2000)});
     return *client_;
   }
+  CriSandboxResolver& resolver() {
+    if (resolver_ == nullptr) resolver_ = std::make_unique<CriSandboxResolver>(client());
+    return *resolver_;
+  }
   lab::Sandbox run(lab::PodSpec pod) {
     auto sandbox = lab().runPodSandbox(std::move(pod));
     EXPECT_TRUE(sandbox.ok()) << sandbox.status();
@@ -46,6 +50,7 @@ class ResolverE2E : public ::testing::Test {
 
  private:
   std::unique_ptr<RuntimeClient> client_;
+  std::unique_ptr<CriSandboxResolver> resolver_;
 };
 
 TEST_F(ResolverE2E, VersionNamesTheRuntime) {
@@ -61,8 +66,7 @@ TEST_F(ResolverE2E, ResolvesTheNetworkNamespaceOfTheSandboxPauseProcess) {
   lab::PodSpec pod = lab::podNamed("web");
   pod.namespace_ = "shop";
   const lab::Sandbox sandbox = run(pod);
-  CriSandboxResolver resolver(client());
-  auto info = resolver.resolve(sandbox.pod_uid);
+  auto info = resolver().resolve(sandbox.pod_uid);
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->id, sandbox.id);
   EXPECT_EQ(info->state, SandboxState::kReady);
@@ -100,22 +104,21 @@ TEST_F(ResolverE2E, TwoSandboxesForOnePodTheNewestReadyWins) {
   const lab::Sandbox first = run(pod);
   pod.attempt = 1;
   const lab::Sandbox second = run(pod);
-  CriSandboxResolver resolver(client());
 
-  auto info = resolver.resolve(pod.uid);
+  auto info = resolver().resolve(pod.uid);
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->id, second.id);
   EXPECT_EQ(info->attempt, 1u);
 
   // READY beats newer.
   ASSERT_TRUE(lab().stopPodSandbox(second.id).ok());
-  info = resolver.resolve(pod.uid);
+  info = resolver().resolve(pod.uid);
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->id, first.id);
 
   // None READY: the message lists both.
   ASSERT_TRUE(lab().stopPodSandbox(first.id).ok());
-  info = resolver.resolve(pod.uid);
+  info = resolver().resolve(pod.uid);
   EXPECT_EQ(failureOf(info.status()), ResolveFailure::kNoReadySandbox) << info.status();
   EXPECT_NE(info.status().message().find(first.id.substr(0, 13)), std::string::npos);
   EXPECT_NE(info.status().message().find(second.id.substr(0, 13)), std::string::npos);
@@ -123,23 +126,21 @@ TEST_F(ResolverE2E, TwoSandboxesForOnePodTheNewestReadyWins) {
   // Removed: none at all.
   ASSERT_TRUE(lab().removePodSandbox(first.id).ok());
   ASSERT_TRUE(lab().removePodSandbox(second.id).ok());
-  EXPECT_EQ(failureOf(resolver.resolve(pod.uid).status()), ResolveFailure::kNoSandbox);
+  EXPECT_EQ(failureOf(resolver().resolve(pod.uid).status()), ResolveFailure::kNoSandbox);
 }
 
 TEST_F(ResolverE2E, StoppedSandboxIsNoReadySandbox) {
   REQUIRE_LAB();
   const lab::Sandbox sandbox = run(lab::podNamed("stopped"));
   ASSERT_TRUE(lab().stopPodSandbox(sandbox.id).ok());
-  CriSandboxResolver resolver(client());
-  auto info = resolver.resolve(sandbox.pod_uid);
+  auto info = resolver().resolve(sandbox.pod_uid);
   EXPECT_EQ(failureOf(info.status()), ResolveFailure::kNoReadySandbox) << info.status();
 }
 
 TEST_F(ResolverE2E, UnknownUidIsNoSandbox) {
   REQUIRE_LAB();
   run(lab::podNamed("someone-else"));
-  CriSandboxResolver resolver(client());
-  auto info = resolver.resolve(lab::ContainerdLab::newPodUid());
+  auto info = resolver().resolve(lab::ContainerdLab::newPodUid());
   EXPECT_EQ(failureOf(info.status()), ResolveFailure::kNoSandbox) << info.status();
 }
 
@@ -149,8 +150,7 @@ TEST_F(ResolverE2E, HostNetworkSandboxIsHostNetwork) {
   pod.host_network = true;
   const lab::Sandbox sandbox = run(pod);
   EXPECT_EQ(sandbox.ip, "");
-  CriSandboxResolver resolver(client());
-  auto info = resolver.resolve(sandbox.pod_uid);
+  auto info = resolver().resolve(sandbox.pod_uid);
   EXPECT_EQ(failureOf(info.status()), ResolveFailure::kHostNetwork) << info.status();
 }
 
@@ -159,11 +159,10 @@ TEST_F(ResolverE2E, ResolvesByNamespaceAndName) {
   lab::PodSpec pod = lab::podNamed("by-name");
   pod.namespace_ = "team-a";
   const lab::Sandbox sandbox = run(pod);
-  CriSandboxResolver resolver(client());
-  auto by_name = resolver.resolveByName("team-a", "by-name");
+  auto by_name = resolver().resolveByName("team-a", "by-name");
   ASSERT_TRUE(by_name.ok()) << by_name.status();
   EXPECT_EQ(by_name->id, sandbox.id);
-  EXPECT_EQ(failureOf(resolver.resolveByName("team-b", "by-name").status()),
+  EXPECT_EQ(failureOf(resolver().resolveByName("team-b", "by-name").status()),
             ResolveFailure::kNoSandbox);
 }
 
@@ -178,15 +177,15 @@ TEST_F(ResolverE2E, FrozenContainerdIsRuntimeUnavailableAtTheDeadline) {
   REQUIRE_LAB();
   const lab::Sandbox sandbox = run(lab::podNamed("frozen"));
   RuntimeClient impatient({lab().endpoint(), milliseconds(500)});
-  CriSandboxResolver resolver(impatient);
-  ASSERT_TRUE(resolver.resolve(sandbox.pod_uid).ok());  // connected and answering
+  CriSandboxResolver frozen_resolver(impatient);
+  ASSERT_TRUE(frozen_resolver.resolve(sandbox.pod_uid).ok());  // connected and answering
 
   absl::StatusOr<SandboxInfo> info;
   Clock::duration took;
   {
     Frozen frozen(lab().containerdPid());
     const auto start = Clock::now();
-    info = resolver.resolve(sandbox.pod_uid);
+    info = frozen_resolver.resolve(sandbox.pod_uid);
     took = Clock::now() - start;
   }
   EXPECT_EQ(failureOf(info.status()), ResolveFailure::kRuntimeUnavailable) << info.status();
@@ -195,14 +194,14 @@ TEST_F(ResolverE2E, FrozenContainerdIsRuntimeUnavailableAtTheDeadline) {
   EXPECT_GE(took, milliseconds(450));
   EXPECT_LT(took, milliseconds(3000)) << "a frozen runtime must cost the deadline, not a hang";
   // And it answers again once resumed.
-  EXPECT_TRUE(resolver.resolve(sandbox.pod_uid).ok());
+  EXPECT_TRUE(frozen_resolver.resolve(sandbox.pod_uid).ok());
 }
 
 TEST_F(ResolverE2E, AbsentSocketIsRuntimeUnavailable) {
   REQUIRE_LAB();
   RuntimeClient nowhere({lab().dir() + "/no-such.sock", milliseconds(2000)});
-  CriSandboxResolver resolver(nowhere);
-  auto info = resolver.resolve(lab::ContainerdLab::newPodUid());
+  CriSandboxResolver nowhere_resolver(nowhere);
+  auto info = nowhere_resolver.resolve(lab::ContainerdLab::newPodUid());
   EXPECT_EQ(failureOf(info.status()), ResolveFailure::kRuntimeUnavailable) << info.status();
   EXPECT_NE(info.status().message().find(lab().dir() + "/no-such.sock"), std::string::npos);
 }
@@ -212,8 +211,7 @@ TEST_F(ResolverE2E, SandboxCommandPrintsWhatTheResolverResolves) {
   lab::PodSpec pod = lab::podNamed("cli");
   pod.namespace_ = "ops";
   const lab::Sandbox sandbox = run(pod);
-  CriSandboxResolver resolver(client());
-  auto info = resolver.resolve(sandbox.pod_uid);
+  auto info = resolver().resolve(sandbox.pod_uid);
   ASSERT_TRUE(info.ok()) << info.status();
 
   for (const std::vector<std::string>& selector :

@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "cri/sandbox_resolver.h"
 
@@ -111,56 +114,47 @@ TEST(SandboxInfoFromStatus, MissingPidIsZeroNotAnError) {
   EXPECT_EQ(info->pid, 0);
 }
 
-struct MalformedCase {
-  const char* name;
-  std::function<void(Recorded&)> edit;
-};
-
-class Malformed : public ::testing::TestWithParam<MalformedCase> {};
-
-TEST_P(Malformed, IsMalformedStatus) {
-  Recorded r = loadRecorded();
-  GetParam().edit(r);
-  auto info = sandboxInfoFromStatus(r.response);
-  EXPECT_EQ(failureOf(info.status()), ResolveFailure::kMalformedStatus) << info.status();
+TEST(SandboxInfoFromStatus, MalformedAnswersAreMalformedStatus) {
+  const std::vector<std::pair<const char*, std::function<void(Recorded&)>>> cases = {
+      {"not JSON", [](Recorded& r) { (*r.response.mutable_info())["info"] = "{\"pid\": 1,"; }},
+      {"not an object", [](Recorded& r) { (*r.response.mutable_info())["info"] = "[1, 2]"; }},
+      {"no verbose info", [](Recorded& r) { r.response.mutable_info()->clear(); }},
+      {"another info key only",
+       [](Recorded& r) {
+         r.response.mutable_info()->clear();
+         (*r.response.mutable_info())["config"] = "{}";
+       }},
+      {"no runtimeSpec",
+       [](Recorded& r) {
+         r.info.erase("runtimeSpec");
+         setInfo(r.response, r.info);
+       }},
+      {"namespaces not a list",
+       [](Recorded& r) {
+         r.info["runtimeSpec"]["linux"]["namespaces"] = "network";
+         setInfo(r.response, r.info);
+       }},
+      {"pid not a number",
+       [](Recorded& r) {
+         r.info["pid"] = "14142";
+         setInfo(r.response, r.info);
+       }},
+      {"netNamespaceClosed not a bool",
+       [](Recorded& r) {
+         r.info["netNamespaceClosed"] = "no";
+         setInfo(r.response, r.info);
+       }},
+      {"no status", [](Recorded& r) { r.response.clear_status(); }},
+      {"no sandbox id", [](Recorded& r) { r.response.mutable_status()->clear_id(); }},
+  };
+  for (const auto& [name, edit] : cases) {
+    SCOPED_TRACE(name);
+    Recorded r = loadRecorded();
+    edit(r);
+    auto info = sandboxInfoFromStatus(r.response);
+    EXPECT_EQ(failureOf(info.status()), ResolveFailure::kMalformedStatus) << info.status();
+  }
 }
-
-INSTANTIATE_TEST_SUITE_P(
-    SandboxInfoFromStatus, Malformed,
-    ::testing::Values(
-        MalformedCase{"NotJson",
-                      [](Recorded& r) { (*r.response.mutable_info())["info"] = "{\"pid\": 1,"; }},
-        MalformedCase{"NotAnObject",
-                      [](Recorded& r) { (*r.response.mutable_info())["info"] = "[1, 2]"; }},
-        MalformedCase{"NoVerboseInfo", [](Recorded& r) { r.response.mutable_info()->clear(); }},
-        MalformedCase{"OtherInfoKeyOnly",
-                      [](Recorded& r) {
-                        r.response.mutable_info()->clear();
-                        (*r.response.mutable_info())["config"] = "{}";
-                      }},
-        MalformedCase{"NoRuntimeSpec",
-                      [](Recorded& r) {
-                        r.info.erase("runtimeSpec");
-                        setInfo(r.response, r.info);
-                      }},
-        MalformedCase{"NamespacesNotAList",
-                      [](Recorded& r) {
-                        r.info["runtimeSpec"]["linux"]["namespaces"] = "network";
-                        setInfo(r.response, r.info);
-                      }},
-        MalformedCase{"PidNotANumber",
-                      [](Recorded& r) {
-                        r.info["pid"] = "14142";
-                        setInfo(r.response, r.info);
-                      }},
-        MalformedCase{"NetnsClosedNotABool",
-                      [](Recorded& r) {
-                        r.info["netNamespaceClosed"] = "no";
-                        setInfo(r.response, r.info);
-                      }},
-        MalformedCase{"NoStatus", [](Recorded& r) { r.response.clear_status(); }},
-        MalformedCase{"NoSandboxId", [](Recorded& r) { r.response.mutable_status()->clear_id(); }}),
-    [](const auto& info) { return std::string(info.param.name); });
 
 runtime::v1::PodSandbox sandbox(const std::string& id, runtime::v1::PodSandboxState state,
                                 int64_t created_at, uint32_t attempt) {
