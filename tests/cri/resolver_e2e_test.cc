@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -164,6 +165,51 @@ TEST_F(ResolverE2E, ResolvesByNamespaceAndName) {
   EXPECT_EQ(by_name->id, sandbox.id);
   EXPECT_EQ(failureOf(resolver().resolveByName("team-b", "by-name").status()),
             ResolveFailure::kNoSandbox);
+}
+
+uint64_t callsOf(const RuntimeClient& client, const std::string& method) {
+  for (const auto& s : client.stats().snapshot()) {
+    if (s.method == method) return s.calls;
+  }
+  return 0;
+}
+
+TEST_F(ResolverE2E, RepeatResolvesOfALiveSandboxOnlyList) {
+  REQUIRE_LAB();
+  const lab::Sandbox sandbox = run(lab::podNamed("steady"));
+  RuntimeClient counted({lab().endpoint(), milliseconds(2000)});
+  CriSandboxResolver resolver(counted);
+  auto first = resolver.resolve(sandbox.pod_uid);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto again = resolver.resolve(sandbox.pod_uid);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *first);
+  EXPECT_EQ(callsOf(counted, "ListPodSandbox"), 2u);
+  EXPECT_EQ(callsOf(counted, "PodSandboxStatus"), 1u);
+
+  // Replaced by the kubelet: the new sandbox is looked up.
+  ASSERT_TRUE(lab().stopPodSandbox(sandbox.id).ok());
+  lab::PodSpec next = lab::podNamed("steady");
+  next.uid = sandbox.pod_uid;
+  next.attempt = 1;
+  const lab::Sandbox replacement = run(next);
+  auto moved = resolver.resolve(sandbox.pod_uid);
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_EQ(moved->id, replacement.id);
+  EXPECT_NE(moved->netns_path, first->netns_path);
+  EXPECT_EQ(callsOf(counted, "PodSandboxStatus"), 2u);
+}
+
+TEST_F(ResolverE2E, NetnsRemovedUnderAReadySandboxIsNetnsClosed) {
+  REQUIRE_LAB();
+  const lab::Sandbox sandbox = run(lab::podNamed("unmounted"));
+  auto info = resolver().resolve(sandbox.pod_uid);  // cached from now on
+  ASSERT_TRUE(info.ok()) << info.status();
+  // What `ip netns delete` does; the pause process keeps the namespace itself alive.
+  ASSERT_EQ(::umount2(info->netns_path.c_str(), MNT_DETACH), 0);
+  ASSERT_EQ(::unlink(info->netns_path.c_str()), 0);
+  auto after = resolver().resolve(sandbox.pod_uid);
+  EXPECT_EQ(failureOf(after.status()), ResolveFailure::kNetnsClosed) << after.status();
 }
 
 // Resumes containerd however the test ends.
