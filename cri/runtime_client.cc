@@ -60,7 +60,7 @@ absl::StatusOr<Response> RuntimeClient::call(std::string_view method, Invoke inv
 
 absl::StatusOr<runtime::v1::VersionResponse> RuntimeClient::version() {
   runtime::v1::VersionRequest request;
-  request.set_version("v1");
+  request.set_version("0.1.0");  // what the kubelet sends; runtimes answer regardless
   return call<runtime::v1::VersionResponse>("Version", [&](auto* context, auto* response) {
     return runtime_->Version(context, request, response);
   });

@@ -15,10 +15,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "tests/lab/command.h"
 
@@ -184,7 +186,8 @@ absl::Status removeAll(cri::RuntimeClient& client) {
 
 // Shims outlive containerd by design; ours carry our socket on their command line.
 void killShims(const std::string& socket) {
-  for (const auto& entry : fs::directory_iterator("/proc")) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     const auto args = cmdlineOf(std::stoi(name));
@@ -349,6 +352,7 @@ bool subnetFree(int slot) {
     std::istringstream fields(line);
     std::string iface, dest_hex, gw_hex, flags, refcnt, use, metric, mask_hex;
     fields >> iface >> dest_hex >> gw_hex >> flags >> refcnt >> use >> metric >> mask_hex;
+    if (mask_hex.empty()) continue;
     const uint32_t dest = ntohl(static_cast<uint32_t>(std::stoul(dest_hex, nullptr, 16)));
     const uint32_t route_mask = ntohl(static_cast<uint32_t>(std::stoul(mask_hex, nullptr, 16)));
     if (route_mask == 0) continue;  // default route
@@ -371,82 +375,65 @@ bool overlayWorks(const std::string& dir) {
 
 std::string cniConfig(int slot, const std::string& dir) {
   // containerd adds the loopback plugin itself (from the same bin_dir) for every sandbox.
-  return R"({
-  "cniVersion": "1.0.0",
-  "name": "capture-controller-lab",
-  "plugins": [{
-    "type": "bridge",
-    "bridge": ")" +
-         slotBridge(slot) +
-         R"(",
-    "isGateway": true,
-    "ipMasq": false,
-    "hairpinMode": true,
-    "ipam": {
-      "type": "host-local",
-      "ranges": [[{"subnet": ")" +
-         slotSubnet(slot) + R"("}]],
-      "dataDir": ")" +
-         dir + R"(/cni/ipam"
-    }
-  }]
+  const nlohmann::json bridge = {
+      {"type", "bridge"},
+      {"bridge", slotBridge(slot)},
+      {"isGateway", true},
+      {"ipMasq", false},
+      {"hairpinMode", true},
+      {"ipam",
+       {{"type", "host-local"},
+        {"ranges", {{{{"subnet", slotSubnet(slot)}}}}},
+        {"dataDir", dir + "/cni/ipam"}}},
+  };
+  return nlohmann::json{
+      {"cniVersion", "1.0.0"}, {"name", "capture-controller-lab"}, {"plugins", {bridge}}}
+      .dump(2);
 }
+
+constexpr char kContainerdConfig[] = R"(version = 2
+root = "$DIR/root"
+state = "$DIR/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$DIR/containerd.sock"
+[ttrpc]
+  address = "$DIR/containerd.sock.ttrpc"
+[debug]
+  address = "$DIR/debug.sock"
+  level = "info"
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$DIR/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$SANDBOX_IMAGE"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  # Where root lacks CAP_SYS_RESOURCE (as on this project's VMs), runc cannot lower
+  # oom_score_adj to the sandbox's -998 and RunPodSandbox fails; clamp to containerd's own.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "$SNAPSHOTTER"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = "$DIR/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$DIR/cni/net.d"
+    max_conf_num = 1
 )";
-}
 
 std::string containerdConfig(const std::string& dir, const std::string& snapshotter,
                              const std::string& sandbox_image) {
-  return "version = 2\n"
-         "root = \"" +
-         dir +
-         "/root\"\n"
-         "state = \"" +
-         dir +
-         "/state\"\n"
-         "disabled_plugins = [\"io.containerd.snapshotter.v1.aufs\", "
-         "\"io.containerd.snapshotter.v1.btrfs\", \"io.containerd.snapshotter.v1.zfs\", "
-         "\"io.containerd.snapshotter.v1.devmapper\"]\n"
-         "[grpc]\n  address = \"" +
-         socketOf(dir) +
-         "\"\n"
-         "[ttrpc]\n  address = \"" +
-         socketOf(dir) +
-         ".ttrpc\"\n"
-         "[debug]\n  address = \"" +
-         dir +
-         "/debug.sock\"\n  level = \"info\"\n"
-         "[metrics]\n  address = \"\"\n"
-         "[plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"" +
-         dir +
-         "/opt\"\n"
-         "[plugins.\"io.containerd.grpc.v1.cri\"]\n"
-         "  sandbox_image = \"" +
-         sandbox_image +
-         "\"\n"
-         "  stream_server_address = \"127.0.0.1\"\n"
-         "  stream_server_port = \"0\"\n"
-         "  enable_selinux = false\n"
-         // Where root lacks CAP_SYS_RESOURCE (this VM), runc cannot lower oom_score_adj to the
-         // sandbox's -998 and RunPodSandbox fails; clamp to containerd's own instead.
-         "  restrict_oom_score_adj = true\n"
-         "  [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n"
-         "    snapshotter = \"" +
-         snapshotter +
-         "\"\n"
-         "    default_runtime_name = \"runc\"\n"
-         "    [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n"
-         "      runtime_type = \"io.containerd.runc.v2\"\n"
-         "      [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n"
-         "        SystemdCgroup = false\n"
-         "        Root = \"" +
-         dir +
-         "/runc\"\n"
-         "  [plugins.\"io.containerd.grpc.v1.cri\".cni]\n"
-         "    bin_dir = \"/usr/lib/cni\"\n"
-         "    conf_dir = \"" +
-         dir +
-         "/cni/net.d\"\n"
-         "    max_conf_num = 1\n";
+  return absl::StrReplaceAll(
+      kContainerdConfig,
+      {{"$DIR", dir}, {"$SNAPSHOTTER", snapshotter}, {"$SANDBOX_IMAGE", sandbox_image}});
 }
 
 }  // namespace
@@ -464,8 +451,9 @@ absl::StatusOr<std::unique_ptr<ContainerdLab>> ContainerdLab::start() {
   const auto started = Clock::now();
   std::error_code ec;
   fs::create_directories(kLabRoot, ec);
-  if (ec)
+  if (ec) {
     return absl::InternalError("cannot create " + std::string(kLabRoot) + ": " + ec.message());
+  }
 
   auto archive = runChecked({LAB_SOURCE_DIR "/pause-image.sh", kImageCache}, seconds(120));
   if (!archive.ok()) return archive.status();
@@ -554,9 +542,7 @@ absl::Status ContainerdLab::startContainerd(const std::string& pause_archive) {
   }
 }
 
-ContainerdLab::~ContainerdLab() { teardown(); }
-
-void ContainerdLab::teardown() {
+ContainerdLab::~ContainerdLab() {
   if (client_ != nullptr && processAlive(containerd_pid_)) {
     if (auto s = removeAllSandboxes(); !s.ok()) LOG(WARNING) << "lab teardown: " << s;
   }

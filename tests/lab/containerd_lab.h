@@ -84,7 +84,6 @@ class ContainerdLab {
  private:
   explicit ContainerdLab(int slot);
   absl::Status startContainerd(const std::string& pause_archive);
-  void teardown();
 
   int slot_;
   int slot_lock_fd_ = -1;
