@@ -1,0 +1,82 @@
+#include "cri/cri_sandbox_resolver.h"
+
+#include <linux/magic.h>
+#include <sys/statfs.h>
+
+#include <string>
+
+#include "cri/sandbox_status.h"
+
+namespace cri {
+
+// The labels the kubelet puts on every sandbox it creates.
+constexpr char kPodUidLabel[] = "io.kubernetes.pod.uid";
+constexpr char kPodNamespaceLabel[] = "io.kubernetes.pod.namespace";
+constexpr char kPodNameLabel[] = "io.kubernetes.pod.name";
+// Bounds the cache of resolved sandboxes without tracking pod deletions: far above the pods
+// of one node, and refilling it costs one PodSandboxStatus per live capture.
+constexpr size_t kMaxCachedSandboxes = 4096;
+
+namespace {
+
+// The check containerd makes for netNamespaceClosed: the path is still a mounted namespace.
+bool isNamespaceMount(const std::string& path) {
+  struct statfs fs {};
+  return ::statfs(path.c_str(), &fs) == 0 &&
+         fs.f_type == static_cast<decltype(fs.f_type)>(NSFS_MAGIC);
+}
+
+}  // namespace
+
+absl::StatusOr<SandboxInfo> CriSandboxResolver::resolve(std::string_view pod_uid) {
+  runtime::v1::PodSandboxFilter filter;
+  (*filter.mutable_label_selector())[kPodUidLabel] = std::string(pod_uid);
+  return resolveFiltered(filter, "pod uid " + std::string(pod_uid));
+}
+
+absl::StatusOr<SandboxInfo> CriSandboxResolver::resolveByName(std::string_view pod_namespace,
+                                                              std::string_view pod_name) {
+  runtime::v1::PodSandboxFilter filter;
+  (*filter.mutable_label_selector())[kPodNamespaceLabel] = std::string(pod_namespace);
+  (*filter.mutable_label_selector())[kPodNameLabel] = std::string(pod_name);
+  return resolveFiltered(filter, "pod " + std::string(pod_namespace) + "/" + std::string(pod_name));
+}
+
+absl::StatusOr<SandboxInfo> CriSandboxResolver::resolveFiltered(
+    const runtime::v1::PodSandboxFilter& filter, std::string_view pod) {
+  auto list = client_.listPodSandbox(filter);
+  if (!list.ok()) return list.status();
+  auto chosen = newestReadySandbox(*list, pod);
+  if (!chosen.ok()) return chosen.status();
+  const std::string id = (*chosen)->id();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto cached = by_sandbox_id_.find(id); cached != by_sandbox_id_.end()) {
+      // A netns removed under a READY sandbox (or one we cannot see) goes back to containerd,
+      // which says why.
+      if (isNamespaceMount(cached->second.netns_path)) return cached->second;
+      by_sandbox_id_.erase(cached);
+    }
+  }
+
+  auto status = client_.podSandboxStatus(id, /*verbose=*/true);
+  if (absl::IsNotFound(status.status())) {
+    // Removed between the two calls: the pod has no sandbox now.
+    return resolveError(ResolveFailure::kNoSandbox, "sandbox " + id + " of " + std::string(pod) +
+                                                        " was removed while being resolved");
+  }
+  if (!status.ok()) return status.status();
+  auto info = sandboxInfoFromStatus(*status);
+  if (!info.ok()) return info.status();
+  if (info->state != SandboxState::kReady) {
+    // Stopped between the two calls (the kubelet is replacing it).
+    return resolveError(ResolveFailure::kNoReadySandbox,
+                        "sandbox " + id + " of " + std::string(pod) + " is no longer READY");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (by_sandbox_id_.size() >= kMaxCachedSandboxes) by_sandbox_id_.clear();
+  by_sandbox_id_.insert_or_assign(id, *info);
+  return info;
+}
+
+}  // namespace cri

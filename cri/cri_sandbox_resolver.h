@@ -1,0 +1,43 @@
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "absl/status/statusor.h"
+#include "cri/runtime_client.h"
+#include "cri/sandbox_resolver.h"
+
+namespace cri {
+
+// The real SandboxResolver: two CRI calls per resolve, each under the client's deadline.
+//   1. ListPodSandbox with a label selector and no state filter, so that "no sandbox at all"
+//      (kNoSandbox) and "sandboxes, none READY" (kNoReadySandbox) stay distinct;
+//   2. PodSandboxStatus(verbose) of the newest READY one, for its netns path and pid.
+// The second call is skipped for a sandbox already resolved: a sandbox's netns, pid and IP are
+// fixed for its life, one that stopped shows as NOTREADY in the list, and a netns removed under
+// a READY one fails the same statfs check that containerd's netNamespaceClosed makes, sending
+// the resolve back to containerd. That verbose call is most of a resolve's cost (containerd
+// encodes the whole OCI spec as JSON): see bench_cri_resolve. Thread-safe.
+class CriSandboxResolver : public SandboxResolver {
+ public:
+  explicit CriSandboxResolver(RuntimeClient& client) : client_(client) {}
+
+  // By the kubelet's label io.kubernetes.pod.uid.
+  absl::StatusOr<SandboxInfo> resolve(std::string_view pod_uid) override;
+  // By the kubelet's labels io.kubernetes.pod.namespace and io.kubernetes.pod.name: the newest
+  // READY sandbox of any pod that had this name (for operators, who know names, not UIDs).
+  absl::StatusOr<SandboxInfo> resolveByName(std::string_view pod_namespace,
+                                            std::string_view pod_name);
+
+ private:
+  absl::StatusOr<SandboxInfo> resolveFiltered(const runtime::v1::PodSandboxFilter& filter,
+                                              std::string_view pod);
+
+  RuntimeClient& client_;
+  std::mutex mu_;
+  std::unordered_map<std::string, SandboxInfo> by_sandbox_id_;  // READY when resolved
+};
+
+}  // namespace cri

@@ -1,0 +1,615 @@
+#include "tests/lab/containerd_lab.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <glog/logging.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "tests/lab/command.h"
+
+extern char** environ;
+
+namespace lab {
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr char kLabRoot[] = "/run/capture-controller-lab";
+constexpr char kImageCache[] = "/var/tmp/capture-controller-lab";
+constexpr char kPauseRepository[] = "capture-controller.test/pause";
+constexpr int kMaxSlots = 32;
+constexpr char kIpForward[] = "/proc/sys/net/ipv4/ip_forward";
+// Polling interval while waiting on a condition with a deadline.
+constexpr milliseconds kPoll{20};
+
+std::string slotDir(int slot) { return std::string(kLabRoot) + "/slot-" + std::to_string(slot); }
+// Also the name of the lab's top cgroup: one name to look for.
+std::string slotBridge(int slot) { return "cclab" + std::to_string(slot); }
+std::string slotSubnet(int slot) { return "10.251." + std::to_string(slot) + ".0/24"; }
+std::string slotGateway(int slot) { return "10.251." + std::to_string(slot) + ".1"; }
+std::string socketOf(const std::string& dir) { return dir + "/containerd.sock"; }
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+absl::Status writeFile(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  out.close();
+  if (!out) return absl::InternalError("cannot write " + path);
+  return absl::OkStatus();
+}
+
+std::string tail(const std::string& text, size_t n = 2000) {
+  return text.size() <= n ? text : "..." + text.substr(text.size() - n);
+}
+
+// Open fd holding an exclusive flock on `path`, or -1 if another open file holds it.
+int tryLock(const std::string& path, bool wait = false) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  if (::flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int lockSlot(int slot) { return tryLock(slotDir(slot) + ".lock"); }
+
+bool slotLive(int slot) {
+  if (!fs::exists(slotDir(slot) + ".lock")) return false;
+  const int fd = lockSlot(slot);
+  if (fd < 0) return true;
+  ::close(fd);
+  return false;
+}
+
+// Exists and is not a zombie: PID 1 may reap orphans late, so kill(pid, 0) is not enough.
+bool processAlive(pid_t pid) {
+  if (pid <= 0) return false;
+  const std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+  const auto close_paren = stat.rfind(')');
+  return close_paren != std::string::npos && close_paren + 2 < stat.size() &&
+         stat[close_paren + 2] != 'Z';
+}
+
+std::vector<std::string> cmdlineOf(pid_t pid) {
+  const std::string raw = readFile("/proc/" + std::to_string(pid) + "/cmdline");
+  return absl::StrSplit(raw, '\0', absl::SkipEmpty());
+}
+
+// Waits until `pid` is gone, reaping it if it is our child.
+bool waitExited(pid_t pid, Clock::duration limit) {
+  const auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline) {
+    const pid_t r = ::waitpid(pid, nullptr, WNOHANG);
+    if (r == pid || (r < 0 && errno == ECHILD && !processAlive(pid))) return true;
+    std::this_thread::sleep_for(kPoll);
+  }
+  return false;
+}
+
+void stopProcess(pid_t pid, const char* what) {
+  if (!processAlive(pid)) {
+    ::waitpid(pid, nullptr, WNOHANG);
+    return;
+  }
+  ::kill(pid, SIGTERM);
+  if (waitExited(pid, seconds(10))) return;
+  LOG(WARNING) << what << " " << pid << " ignored SIGTERM for 10s; SIGKILL";
+  ::kill(pid, SIGKILL);
+  waitExited(pid, seconds(5));
+}
+
+// The containerd recorded in `dir`, if that process is still running with our config.
+pid_t runningContainerd(const std::string& dir) {
+  const pid_t pid = std::atoi(readFile(dir + "/containerd.pid").c_str());
+  if (!processAlive(pid)) return 0;
+  for (const auto& arg : cmdlineOf(pid)) {
+    if (arg == dir + "/config.toml") return pid;
+  }
+  return 0;
+}
+
+absl::StatusOr<pid_t> spawnContainerd(const std::string& dir) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, (dir + "/containerd.log").c_str(),
+                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  // Its own session: a terminal's Ctrl-C reaches the test, whose teardown then stops containerd
+  // after removing the sandboxes, rather than containerd dying first.
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+  const std::string config = dir + "/config.toml";
+  const char* argv[] = {"containerd", "--config", config.c_str(), nullptr};
+  pid_t pid = 0;
+  const int rc =
+      posix_spawnp(&pid, argv[0], &actions, &attr, const_cast<char* const*>(argv), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return absl::NotFoundError(std::string("cannot run containerd: ") + strerror(rc));
+  if (auto s = writeFile(dir + "/containerd.pid", std::to_string(pid)); !s.ok()) return s;
+  return pid;
+}
+
+absl::Status waitForSocket(const std::string& dir, pid_t pid, Clock::duration limit) {
+  const auto deadline = Clock::now() + limit;
+  while (!fs::exists(socketOf(dir))) {
+    if (!processAlive(pid) || Clock::now() > deadline) {
+      return absl::UnavailableError("containerd did not open " + socketOf(dir) + "; its log:\n" +
+                                    tail(readFile(dir + "/containerd.log")));
+    }
+    std::this_thread::sleep_for(kPoll);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status removeAll(cri::RuntimeClient& client) {
+  auto list = client.listPodSandbox({});
+  if (!list.ok()) return list.status();
+  absl::Status result;
+  for (const auto& sandbox : list->items()) {
+    // Stop first, as the kubelet does: it tears down the network (CNI DEL, netns).
+    if (auto s = client.stopPodSandbox(sandbox.id()); !s.ok()) result.Update(s);
+    if (auto s = client.removePodSandbox(sandbox.id()); !s.ok()) result.Update(s);
+  }
+  return result;
+}
+
+// Shims outlive containerd by design; ours carry our socket on their command line.
+void killShims(const std::string& socket) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto args = cmdlineOf(std::stoi(name));
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] == "-address" && args[i + 1] == socket) {
+        LOG(WARNING) << "killing leftover shim " << name;
+        ::kill(std::stoi(name), SIGKILL);
+        break;
+      }
+    }
+  }
+}
+
+// The lab's cgroup in every hierarchy: cgroup v1 has one per controller, v2 one.
+std::vector<fs::path> labCgroups(const std::string& name) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  if (fs::is_directory("/sys/fs/cgroup/" + name, ec)) out.push_back("/sys/fs/cgroup/" + name);
+  for (const auto& hierarchy : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+    if (hierarchy.is_symlink(ec)) continue;
+    const fs::path p = hierarchy.path() / name;
+    if (fs::is_directory(p, ec)) out.push_back(p);
+  }
+  return out;
+}
+
+// Kills what is left in the lab's cgroups (pause processes of a shim killed above), then
+// removes them, deepest first, retrying while the killed processes exit.
+void removeCgroups(const std::string& name) {
+  const auto deadline = Clock::now() + seconds(5);
+  for (bool empty = false; !empty && Clock::now() < deadline;) {
+    empty = true;
+    for (const auto& top : labCgroups(name)) {
+      std::vector<fs::path> dirs{top};
+      std::error_code ec;
+      for (const auto& e : fs::recursive_directory_iterator(top, ec)) {
+        if (e.is_directory(ec)) dirs.push_back(e.path());
+      }
+      std::sort(dirs.begin(), dirs.end(),
+                [](const auto& a, const auto& b) { return a.string().size() > b.string().size(); });
+      for (const auto& d : dirs) {
+        std::istringstream procs(readFile((d / "cgroup.procs").string()));
+        for (pid_t pid; procs >> pid;) ::kill(pid, SIGKILL);
+        if (::rmdir(d.c_str()) != 0 && errno != ENOENT) empty = false;
+      }
+    }
+    if (!empty) std::this_thread::sleep_for(kPoll);
+  }
+  if (!labCgroups(name).empty()) LOG(WARNING) << "could not remove cgroups named " << name;
+}
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescapeMountPath(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size()) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+void unmountUnder(const std::string& dir) {
+  std::vector<std::string> mounts;
+  std::istringstream in(readFile("/proc/self/mountinfo"));
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> fields = absl::StrSplit(line, ' ');
+    if (fields.size() < 5) continue;
+    const std::string point = unescapeMountPath(fields[4]);
+    if (point.rfind(dir + "/", 0) == 0) mounts.push_back(point);
+  }
+  std::sort(mounts.begin(), mounts.end(),
+            [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  for (const auto& m : mounts) {
+    if (::umount2(m.c_str(), 0) != 0) ::umount2(m.c_str(), MNT_DETACH);
+    LOG(INFO) << "unmounted leftover " << m;
+  }
+}
+
+void deleteLink(const std::string& name) {
+  if (!fs::exists("/sys/class/net/" + name)) return;
+  if (auto s = runChecked({"ip", "link", "del", name}); !s.ok()) LOG(WARNING) << s.status();
+}
+
+// net.ipv4.ip_forward: the CNI bridge plugin (isGateway) turns it on. The first lab records the
+// original value; the last one to go puts it back. Both under one global flock.
+void recordIpForward() {
+  const int lock = tryLock(std::string(kLabRoot) + "/ip_forward.lock", /*wait=*/true);
+  const std::string orig = std::string(kLabRoot) + "/ip_forward.orig";
+  if (!fs::exists(orig)) {
+    if (auto s = writeFile(orig, readFile(kIpForward)); !s.ok()) LOG(WARNING) << s;
+  }
+  if (lock >= 0) ::close(lock);
+}
+
+void restoreIpForwardUnlessInUse(int leaving_slot) {
+  const int lock = tryLock(std::string(kLabRoot) + "/ip_forward.lock", /*wait=*/true);
+  bool in_use = false;
+  for (int slot = 0; slot < kMaxSlots && !in_use; ++slot) {
+    in_use = slot != leaving_slot && slotLive(slot);
+  }
+  const std::string orig = std::string(kLabRoot) + "/ip_forward.orig";
+  if (!in_use && fs::exists(orig)) {
+    if (writeFile(kIpForward, readFile(orig)).ok()) fs::remove(orig);
+  }
+  if (lock >= 0) ::close(lock);
+}
+
+// Everything a lab in `slot` may have left once its containerd is stopped.
+void removeSlotLeftovers(int slot) {
+  const std::string dir = slotDir(slot);
+  killShims(socketOf(dir));
+  removeCgroups(slotBridge(slot));
+  unmountUnder(dir);
+  deleteLink(slotBridge(slot));
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (ec) LOG(WARNING) << "cannot remove " << dir << ": " << ec.message();
+  restoreIpForwardUnlessInUse(slot);
+}
+
+// A dead lab's slot, whose lock the caller holds: the sandboxes go through CRI (that is what
+// frees their netns under /var/run/netns and their IPs), so restart its containerd if needed.
+void reapSlot(int slot) {
+  const std::string dir = slotDir(slot);
+  if (!fs::exists(dir)) return;
+  LOG(WARNING) << "reaping the leftovers of a dead lab in " << dir;
+  pid_t pid = runningContainerd(dir);
+  if (pid == 0 && fs::exists(dir + "/config.toml")) {
+    fs::remove(socketOf(dir));
+    if (auto spawned = spawnContainerd(dir); spawned.ok()) pid = *spawned;
+  }
+  if (pid != 0 && waitForSocket(dir, pid, seconds(10)).ok()) {
+    cri::RuntimeClient client({socketOf(dir), seconds(30)});
+    if (auto s = removeAll(client); !s.ok()) LOG(WARNING) << "reaping " << dir << ": " << s;
+  }
+  if (pid != 0) stopProcess(pid, "containerd");
+  removeSlotLeftovers(slot);
+}
+
+void reapDeadSlots(int except_slot) {
+  for (int slot = 0; slot < kMaxSlots; ++slot) {
+    if (slot == except_slot || !fs::exists(slotDir(slot))) continue;
+    const int fd = lockSlot(slot);
+    if (fd < 0) continue;  // alive
+    reapSlot(slot);
+    ::close(fd);
+  }
+}
+
+// No route of the host overlaps the subnet (another lab, another test, a real network).
+bool subnetFree(int slot) {
+  const uint32_t net = (10u << 24) | (251u << 16) | (static_cast<uint32_t>(slot) << 8);
+  const uint32_t mask = 0xffffff00u;
+  std::istringstream in(readFile("/proc/net/route"));
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string iface, dest_hex, gw_hex, flags, refcnt, use, metric, mask_hex;
+    fields >> iface >> dest_hex >> gw_hex >> flags >> refcnt >> use >> metric >> mask_hex;
+    if (mask_hex.empty()) continue;
+    const uint32_t dest = ntohl(static_cast<uint32_t>(std::stoul(dest_hex, nullptr, 16)));
+    const uint32_t route_mask = ntohl(static_cast<uint32_t>(std::stoul(mask_hex, nullptr, 16)));
+    if (route_mask == 0) continue;  // default route
+    const uint32_t common = route_mask & mask;
+    if ((dest & common) == (net & common)) return false;
+  }
+  return !fs::exists("/sys/class/net/" + slotBridge(slot));
+}
+
+bool overlayWorks(const std::string& dir) {
+  const std::string t = dir + "/overlay-probe";
+  for (const char* d : {"/l", "/u", "/w", "/m"}) fs::create_directories(t + d);
+  const std::string options = "lowerdir=" + t + "/l,upperdir=" + t + "/u,workdir=" + t + "/w";
+  const bool ok = ::mount("overlay", (t + "/m").c_str(), "overlay", 0, options.c_str()) == 0;
+  if (ok) ::umount2((t + "/m").c_str(), MNT_DETACH);
+  std::error_code ec;
+  fs::remove_all(t, ec);
+  return ok;
+}
+
+std::string cniConfig(int slot, const std::string& dir) {
+  // containerd adds the loopback plugin itself (from the same bin_dir) for every sandbox.
+  const nlohmann::json bridge = {
+      {"type", "bridge"},
+      {"bridge", slotBridge(slot)},
+      {"isGateway", true},
+      {"ipMasq", false},
+      {"hairpinMode", true},
+      {"ipam",
+       {{"type", "host-local"},
+        {"ranges", {{{{"subnet", slotSubnet(slot)}}}}},
+        {"dataDir", dir + "/cni/ipam"}}},
+  };
+  return nlohmann::json{
+      {"cniVersion", "1.0.0"}, {"name", "capture-controller-lab"}, {"plugins", {bridge}}}
+      .dump(2);
+}
+
+constexpr char kContainerdConfig[] = R"(version = 2
+root = "$DIR/root"
+state = "$DIR/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$DIR/containerd.sock"
+[ttrpc]
+  address = "$DIR/containerd.sock.ttrpc"
+[debug]
+  address = "$DIR/debug.sock"
+  level = "info"
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$DIR/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$SANDBOX_IMAGE"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  # Where root lacks CAP_SYS_RESOURCE (as on this project's VMs), runc cannot lower
+  # oom_score_adj to the sandbox's -998 and RunPodSandbox fails; clamp to containerd's own.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "$SNAPSHOTTER"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = "$DIR/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$DIR/cni/net.d"
+    max_conf_num = 1
+)";
+
+std::string containerdConfig(const std::string& dir, const std::string& snapshotter,
+                             const std::string& sandbox_image) {
+  return absl::StrReplaceAll(
+      kContainerdConfig,
+      {{"$DIR", dir}, {"$SNAPSHOTTER", snapshotter}, {"$SANDBOX_IMAGE", sandbox_image}});
+}
+
+}  // namespace
+
+ContainerdLab::ContainerdLab(int slot)
+    : slot_(slot),
+      dir_(slotDir(slot)),
+      socket_(socketOf(dir_)),
+      bridge_(slotBridge(slot)),
+      subnet_(slotSubnet(slot)),
+      gateway_(slotGateway(slot)) {}
+
+absl::StatusOr<std::unique_ptr<ContainerdLab>> ContainerdLab::start() {
+  if (::geteuid() != 0) return absl::FailedPreconditionError("the containerd lab needs root");
+  const auto started = Clock::now();
+  std::error_code ec;
+  fs::create_directories(kLabRoot, ec);
+  if (ec) {
+    return absl::InternalError("cannot create " + std::string(kLabRoot) + ": " + ec.message());
+  }
+
+  auto archive = runChecked({LAB_SOURCE_DIR "/pause-image.sh", kImageCache}, seconds(120));
+  if (!archive.ok()) return archive.status();
+  while (!archive->empty() && archive->back() == '\n') archive->pop_back();
+
+  std::unique_ptr<ContainerdLab> lab;
+  for (int slot = 0; slot < kMaxSlots && lab == nullptr; ++slot) {
+    const int fd = lockSlot(slot);
+    if (fd < 0) continue;
+    reapSlot(slot);
+    if (!subnetFree(slot)) {
+      ::close(fd);
+      continue;
+    }
+    lab.reset(new ContainerdLab(slot));
+    lab->slot_lock_fd_ = fd;
+  }
+  if (lab == nullptr) return absl::ResourceExhaustedError("no free lab slot (all 32 in use)");
+  reapDeadSlots(lab->slot_);
+
+  if (auto s = lab->startContainerd(*archive); !s.ok()) return s;  // the destructor cleans up
+  LOG(INFO) << "containerd lab up in " << lab->dir_ << " (pid " << lab->containerd_pid_
+            << ", bridge " << lab->bridge_ << ", subnet " << lab->subnet_ << ") in "
+            << std::chrono::duration_cast<milliseconds>(Clock::now() - started).count() << "ms";
+  return lab;
+}
+
+absl::Status ContainerdLab::startContainerd(const std::string& pause_archive) {
+  for (const char* d :
+       {"", "/root", "/state", "/opt", "/runc", "/cni/net.d", "/cni/ipam", "/pods"}) {
+    fs::create_directories(dir_ + d);
+  }
+  // pause-<key>.tar → capture-controller.test/pause:<key>
+  const std::string key = fs::path(pause_archive).stem().string().substr(6);
+  const std::string sandbox_image = std::string(kPauseRepository) + ":" + key;
+  const std::string snapshotter = overlayWorks(dir_) ? "overlayfs" : "native";
+  if (auto s = writeFile(dir_ + "/cni/net.d/10-lab.conflist", cniConfig(slot_, dir_)); !s.ok()) {
+    return s;
+  }
+  if (auto s = writeFile(dir_ + "/config.toml", containerdConfig(dir_, snapshotter, sandbox_image));
+      !s.ok()) {
+    return s;
+  }
+  recordIpForward();
+
+  auto pid = spawnContainerd(dir_);
+  if (!pid.ok()) return pid.status();
+  containerd_pid_ = *pid;
+  if (auto s = waitForSocket(dir_, containerd_pid_, seconds(30)); !s.ok()) return s;
+  client_ = std::make_unique<cri::RuntimeClient>(
+      cri::RuntimeClientOptions{endpoint(), std::chrono::seconds(60)});
+
+  if (auto s = runChecked({"ctr", "--address", socket_, "-n", "k8s.io", "images", "import",
+                           "--snapshotter", snapshotter, "--base-name", kPauseRepository,
+                           pause_archive});
+      !s.ok()) {
+    return s.status();
+  }
+
+  // Ready when the kubelet would start pods: RuntimeReady and NetworkReady (the CNI config is
+  // loaded), and the CRI image store has seen the import (else RunPodSandbox tries to pull).
+  const auto deadline = Clock::now() + seconds(30);
+  std::string last;
+  while (true) {
+    auto status = client_->status();
+    int ready = 0;
+    if (status.ok()) {
+      for (const auto& c : status->status().conditions()) {
+        if ((c.type() == "RuntimeReady" || c.type() == "NetworkReady") && c.status()) ++ready;
+      }
+      last = status->DebugString();
+    } else {
+      last = status.status().ToString();
+    }
+    if (ready == 2) {
+      auto image = client_->imageStatus(sandbox_image);
+      if (image.ok() && image->has_image()) return absl::OkStatus();
+      last = "image " + sandbox_image + " not visible to CRI yet";
+    }
+    if (Clock::now() > deadline) {
+      return absl::DeadlineExceededError("containerd lab not ready after 30s: " + last +
+                                         "\ncontainerd log:\n" +
+                                         tail(readFile(dir_ + "/containerd.log")));
+    }
+    std::this_thread::sleep_for(kPoll);
+  }
+}
+
+ContainerdLab::~ContainerdLab() {
+  if (client_ != nullptr && processAlive(containerd_pid_)) {
+    if (auto s = removeAllSandboxes(); !s.ok()) LOG(WARNING) << "lab teardown: " << s;
+  }
+  client_.reset();
+  if (containerd_pid_ != 0) stopProcess(containerd_pid_, "containerd");
+  removeSlotLeftovers(slot_);
+  if (slot_lock_fd_ >= 0) ::close(slot_lock_fd_);
+  slot_lock_fd_ = -1;
+}
+
+absl::StatusOr<Sandbox> ContainerdLab::runPodSandbox(PodSpec pod) {
+  if (pod.uid.empty()) pod.uid = newPodUid();
+  runtime::v1::PodSandboxConfig config;
+  auto* metadata = config.mutable_metadata();
+  metadata->set_name(pod.name);
+  metadata->set_namespace_(pod.namespace_);
+  metadata->set_uid(pod.uid);
+  metadata->set_attempt(pod.attempt);
+  // The kubelet leaves the hostname empty for host-network pods (runc refuses to set one
+  // without a UTS namespace of its own).
+  if (!pod.host_network) config.set_hostname(pod.name);
+  const std::string log_dir = dir_ + "/pods/" + pod.namespace_ + "_" + pod.name + "_" + pod.uid;
+  fs::create_directories(log_dir);
+  config.set_log_directory(log_dir);
+  auto& labels = *config.mutable_labels();
+  labels["io.kubernetes.pod.name"] = pod.name;
+  labels["io.kubernetes.pod.namespace"] = pod.namespace_;
+  labels["io.kubernetes.pod.uid"] = pod.uid;
+  (*config.mutable_annotations())["kubernetes.io/config.source"] = "api";
+  auto* linux = config.mutable_linux();
+  linux->set_cgroup_parent("/" + bridge_ + "/pod" + pod.uid);
+  auto* namespaces = linux->mutable_security_context()->mutable_namespace_options();
+  namespaces->set_network(pod.host_network ? runtime::v1::NODE : runtime::v1::POD);
+  namespaces->set_pid(runtime::v1::CONTAINER);
+  namespaces->set_ipc(runtime::v1::POD);
+
+  auto id = client_->runPodSandbox(config);
+  if (!id.ok()) return id.status();
+  auto status = client_->podSandboxStatus(*id, /*verbose=*/false);
+  if (!status.ok()) return status.status();
+  if (status->status().state() != runtime::v1::SANDBOX_READY) {
+    return absl::InternalError("RunPodSandbox returned " + *id + " but it is not READY");
+  }
+  return Sandbox{
+      *id, pod.uid, pod.name, pod.namespace_, pod.attempt, status->status().network().ip()};
+}
+
+absl::Status ContainerdLab::stopPodSandbox(const std::string& id) {
+  return client_->stopPodSandbox(id);
+}
+
+absl::Status ContainerdLab::removePodSandbox(const std::string& id) {
+  return client_->removePodSandbox(id);
+}
+
+absl::Status ContainerdLab::removeAllSandboxes() { return removeAll(*client_); }
+
+std::string ContainerdLab::newPodUid() {
+  std::string uid = readFile("/proc/sys/kernel/random/uuid");
+  while (!uid.empty() && uid.back() == '\n') uid.pop_back();
+  return uid;
+}
+
+void reapDeadLabs() {
+  if (!fs::exists(kLabRoot)) return;
+  reapDeadSlots(-1);
+  restoreIpForwardUnlessInUse(-1);
+}
+
+}  // namespace lab

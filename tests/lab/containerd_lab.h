@@ -1,0 +1,99 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "cri/runtime_client.h"
+
+// A private, real containerd for end-to-end tests, driven the way the kubelet drives it.
+//
+// Each ContainerdLab takes a free "slot" N (an flock on /run/capture-controller-lab/slot-N.lock,
+// held for its lifetime and released by the kernel if the process dies) and everything it
+// creates is named after that slot, so that several test binaries can run at once:
+//   dir        /run/capture-controller-lab/slot-N/  config, root, state, socket, logs, CNI state
+//   socket     <dir>/containerd.sock
+//   bridge     cclabN, subnet 10.251.N.0/24, gateway 10.251.N.1 (CNI bridge + host-local)
+//   cgroups    /cclabN/pod<uid>/... (cgroupfs driver)
+// The pause image is built from pause.c by pause-image.sh, cached by content under
+// /var/tmp/capture-controller-lab, and imported with `ctr images import` (no registry).
+//
+// Teardown (the destructor) removes every sandbox through CRI, stops containerd, kills leftover
+// shims and sandbox processes, unmounts what is left under <dir>, deletes the bridge, the
+// cgroups and <dir>, and restores net.ipv4.ip_forward when the last lab goes (the bridge plugin
+// turns it on). A crashed test leaves its slot directory behind with nobody holding its lock:
+// the next start() reaps every such slot the same way, and so does reapDeadLabs().
+namespace lab {
+
+// What the kubelet knows of a pod when it asks for its sandbox.
+struct PodSpec {
+  std::string name;
+  std::string namespace_ = "default";
+  std::string uid;  // empty: a fresh random UID
+  uint32_t attempt = 0;
+  bool host_network = false;
+};
+
+inline PodSpec podNamed(std::string name) {
+  PodSpec pod;
+  pod.name = std::move(name);
+  return pod;
+}
+
+struct Sandbox {
+  std::string id;
+  std::string pod_uid;
+  std::string pod_name;
+  std::string pod_namespace;
+  uint32_t attempt = 0;
+  std::string ip;  // empty for a host-network sandbox
+};
+
+class ContainerdLab {
+ public:
+  // Needs root. Takes a few seconds the first time on a machine (image build), about one after.
+  static absl::StatusOr<std::unique_ptr<ContainerdLab>> start();
+  ~ContainerdLab();
+  ContainerdLab(const ContainerdLab&) = delete;
+  ContainerdLab& operator=(const ContainerdLab&) = delete;
+
+  const std::string& dir() const { return dir_; }
+  const std::string& socketPath() const { return socket_; }
+  std::string endpoint() const { return "unix://" + socket_; }  // for --cri-endpoint
+  const std::string& bridge() const { return bridge_; }
+  const std::string& subnet() const { return subnet_; }    // e.g. 10.251.3.0/24
+  const std::string& gateway() const { return gateway_; }  // the host's address on the bridge
+  pid_t containerdPid() const { return containerd_pid_; }
+  // A client with a generous deadline, for playing the kubelet.
+  cri::RuntimeClient& client() { return *client_; }
+
+  // RunPodSandbox with the kubelet's labels (io.kubernetes.pod.name/namespace/uid), metadata and
+  // namespace options; returns once the sandbox is READY, with its IP.
+  absl::StatusOr<Sandbox> runPodSandbox(PodSpec pod);
+  absl::Status stopPodSandbox(const std::string& id);
+  absl::Status removePodSandbox(const std::string& id);
+  // Stops and removes every sandbox of this containerd.
+  absl::Status removeAllSandboxes();
+
+  static std::string newPodUid();
+
+ private:
+  explicit ContainerdLab(int slot);
+  absl::Status startContainerd(const std::string& pause_archive);
+
+  int slot_;
+  int slot_lock_fd_ = -1;
+  std::string dir_, socket_, bridge_, subnet_, gateway_;
+  pid_t containerd_pid_ = 0;
+  std::unique_ptr<cri::RuntimeClient> client_;
+};
+
+// Tears down the leftovers of every lab whose process is gone (a crashed or killed test).
+// start() does this too; ctest also runs it after the end-to-end tests.
+void reapDeadLabs();
+
+}  // namespace lab
