@@ -12,7 +12,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "cri/cri_sandbox_resolver.h"
 #include "tests/lab/command.h"
@@ -212,10 +215,33 @@ TEST_F(ResolverE2E, NetnsRemovedUnderAReadySandboxIsNetnsClosed) {
   EXPECT_EQ(failureOf(after.status()), ResolveFailure::kNetnsClosed) << after.status();
 }
 
-// Resumes containerd however the test ends.
+// True once every thread of `pid` is in the stopped state. kill(SIGSTOP) only queues the stop:
+// a thread already running on another CPU can still answer a request before it takes it.
+bool allThreadsStopped(pid_t pid) {
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream stat(task.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    const auto paren = line.rfind(')');
+    if (paren == std::string::npos || paren + 2 >= line.size()) return false;
+    const char state = line[paren + 2];
+    if (state != 'T' && state != 't') return false;
+  }
+  return !ec;
+}
+
+// Freezes containerd for the scope, resumes it however the test ends.
 struct Frozen {
   pid_t pid;
-  explicit Frozen(pid_t p) : pid(p) { ::kill(pid, SIGSTOP); }
+  explicit Frozen(pid_t p) : pid(p) {
+    ::kill(pid, SIGSTOP);
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    while (!allThreadsStopped(pid) && Clock::now() < deadline) {
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+  }
   ~Frozen() { ::kill(pid, SIGCONT); }
 };
 
@@ -230,6 +256,7 @@ TEST_F(ResolverE2E, FrozenContainerdIsRuntimeUnavailableAtTheDeadline) {
   Clock::duration took;
   {
     Frozen frozen(lab().containerdPid());
+    ASSERT_TRUE(allThreadsStopped(lab().containerdPid())) << "containerd did not stop";
     const auto start = Clock::now();
     info = frozen_resolver.resolve(sandbox.pod_uid);
     took = Clock::now() - start;
