@@ -2,7 +2,6 @@
 
 #include <glog/logging.h>
 
-#include <nlohmann/json.hpp>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -135,24 +134,19 @@ absl::StatusOr<PodInformer::ListResult> PodInformer::listAll() {
     if (!response.ok()) return response.status();
     // A 410 here is an expired continue token: the caller starts the list over.
     if (auto error = apiError(*response); !error.ok()) return error;
-    nlohmann::json page = nlohmann::json::parse(response->body, nullptr, false);
-    if (page.is_discarded() || !page.is_object() || page.value("kind", "") != "PodList") {
-      return absl::DataLossError("the Pod list is not a PodList");
+    auto page = parseDocument(response->body, options_.parse);
+    if (!page.ok() || page->kind != "PodList") {
+      return absl::DataLossError(absl::StrCat("the Pod list is not a PodList: ",
+                                              page.ok() ? page->kind : page.status().ToString()));
     }
-    const nlohmann::json metadata = page.value("metadata", nlohmann::json::object());
-    if (result.resource_version.empty()) {
-      result.resource_version = metadata.value("resourceVersion", "");
-    }
-    continue_token = metadata.value("continue", "");
-    const auto items = page.find("items");
-    if (items != page.end() && items->is_array()) {
-      for (const nlohmann::json& item : *items) {
-        auto pod = podFromJson(item, options_.parse);
-        if (!pod.ok())
-          return absl::DataLossError("Pod list: " + std::string(pod.status().message()));
-        if (pod->node_name != options_.node_name) continue;  // a server that ignored the selector
-        result.pods.push_back(std::move(*pod));
+    if (result.resource_version.empty()) result.resource_version = page->resource_version;
+    continue_token = std::move(page->continue_token);
+    for (ParsedObject& item : page->objects) {
+      if (auto identity = checkPodIdentity(item.pod); !identity.ok()) {
+        return absl::DataLossError(absl::StrCat("Pod list: ", identity.message()));
       }
+      if (item.pod.node_name != options_.node_name) continue;  // a server that ignored the selector
+      result.pods.push_back(std::move(item.pod));
     }
   } while (!continue_token.empty());
   if (result.resource_version.empty()) {

@@ -1,7 +1,5 @@
 #include "k8s/watch_stream_parser.h"
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
@@ -40,53 +38,43 @@ const char* toString(WatchEventType type) {
 }
 
 absl::StatusOr<WatchEvent> parseWatchEvent(std::string_view line, const PodParseOptions& options) {
-  nlohmann::json document = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (document.is_discarded() || !document.is_object()) {
-    return absl::DataLossError(absl::StrCat("malformed watch event: ", excerpt(line)));
-  }
-  auto type_it = document.find("type");
-  auto object_it = document.find("object");
-  if (type_it == document.end() || !type_it->is_string() || object_it == document.end() ||
-      !object_it->is_object()) {
-    return absl::DataLossError(absl::StrCat("watch event without type or object: ", excerpt(line)));
-  }
-  const auto type = eventTypeFrom(type_it->get_ref<const std::string&>());
-  if (!type) {
+  auto document = parseDocument(line, options);
+  if (!document.ok()) {
     return absl::DataLossError(
-        absl::StrCat("unknown watch event type ", type_it->get<std::string>()));
+        absl::StrCat("watch event: ", document.status().message(), ": ", excerpt(line)));
   }
-  const nlohmann::json& object = *object_it;
-  const std::string kind = object.value("kind", "");
+  const auto type = eventTypeFrom(document->type);
+  if (!type || document->objects.size() != 1) {
+    return absl::DataLossError(absl::StrCat("not a watch event: ", excerpt(line)));
+  }
+  ParsedObject& object = document->objects.front();
   WatchEvent event;
   event.type = *type;
   if (*type == WatchEventType::kError) {
-    if (kind != "Status") {
-      return absl::DataLossError(absl::StrCat("ERROR watch event carries a ", kind));
+    if (object.kind != "Status") {
+      return absl::DataLossError(absl::StrCat("ERROR watch event carries a ", object.kind));
     }
-    event.error_code = object.value("code", 0);
-    event.error_reason = object.value("reason", "");
-    event.error_message = object.value("message", "");
+    event.error_code = object.status_code;
+    event.error_reason = std::move(object.status_reason);
+    event.error_message = std::move(object.status_message);
     return event;
   }
-  if (kind != "Pod") {
-    return absl::DataLossError(
-        absl::StrCat("unexpected object kind \"", kind, "\" in a Pod watch ", toString(*type)));
+  if (object.kind != "Pod") {
+    return absl::DataLossError(absl::StrCat("unexpected object kind \"", object.kind,
+                                            "\" in a Pod watch ", toString(*type)));
   }
+  // A bookmark's object is a bare Pod that only carries the resourceVersion.
+  event.resource_version = object.pod.resource_version;
   if (*type == WatchEventType::kBookmark) {
-    // A bookmark's object is a bare Pod that only carries the resourceVersion.
-    const auto metadata = object.find("metadata");
-    if (metadata != object.end() && metadata->is_object()) {
-      event.resource_version = metadata->value("resourceVersion", "");
-    }
     if (event.resource_version.empty()) {
       return absl::DataLossError("BOOKMARK without a resourceVersion");
     }
     return event;
   }
-  auto pod = podFromJson(object, options);
-  if (!pod.ok()) return pod.status();
-  event.resource_version = pod->resource_version;
-  event.pod = std::move(*pod);
+  if (auto identity = checkPodIdentity(object.pod); !identity.ok()) {
+    return absl::DataLossError(absl::StrCat("watch ", toString(*type), ": ", identity.message()));
+  }
+  event.pod = std::move(object.pod);
   return event;
 }
 
