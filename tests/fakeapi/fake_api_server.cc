@@ -230,6 +230,7 @@ absl::Status FakeApiServer::start(int port) {
   }
   server->new_task_queue = [] { return new httplib::ThreadPool(kServerThreads); };
   server->set_keep_alive_max_count(1000);
+  server->set_tcp_nodelay(true);  // as Go servers do: no Nagle delay between header and body
   installRoutes(*server);
   if (port == 0) {
     port = server->bind_to_any_port("127.0.0.1");
@@ -300,7 +301,9 @@ void FakeApiServer::installRoutes(httplib::Server& server) {
 
 bool FakeApiServer::admit(const httplib::Request& request, httplib::Response& response) {
   std::unique_lock lock(mutex_);
+  ++stalled_requests_;
   changed_.wait(lock, [this] { return !stalled_ || stopping_; });
+  --stalled_requests_;
   const bool authenticated = !options_.client_ca_file.empty() || token_.empty() ||
                              request.get_header_value("Authorization") == "Bearer " + token_;
   if (!authenticated) {
@@ -773,6 +776,11 @@ void FakeApiServer::setStalled(bool stalled) {
     stalled_ = stalled;
   }
   changed_.notify_all();
+}
+
+int FakeApiServer::stalledRequests() const {
+  std::lock_guard lock(mutex_);
+  return stalled_ ? stalled_requests_ : 0;
 }
 
 std::vector<RecordedRequest> FakeApiServer::requests() const {

@@ -125,6 +125,7 @@ class FakeApiServer {
   void failNextRequests(int count, int http_status);
   // While stalled, requests are accepted and then left without an answer.
   void setStalled(bool stalled);
+  int stalledRequests() const;
 
   // What clients sent, and the Events they created.
   std::vector<RecordedRequest> requests() const;
@@ -189,6 +190,7 @@ class FakeApiServer {
   int fail_count_ = 0;
   int fail_status_ = 0;
   bool stalled_ = false;
+  int stalled_requests_ = 0;
 };
 
 }  // namespace fakeapi
