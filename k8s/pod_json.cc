@@ -47,41 +47,43 @@ class DocumentReader {
     return true;
   }
 
+  // Copies, never swaps: the parser's buffer keeps the capacity of the longest string it has
+  // read (kilobytes of last-applied-configuration), which a cached Pod must not inherit.
   bool string(Json::string_t& value) {
     switch (here()) {
       case Place::kRoot:
-        if (key_ == "type") out_.type.swap(value);
-        if (key_ == "kind") out_.kind.swap(value);
+        if (key_ == "type") out_.type.assign(value);
+        if (key_ == "kind") out_.kind.assign(value);
         break;
       case Place::kListMetadata:
-        if (key_ == "resourceVersion") out_.resource_version.swap(value);
-        if (key_ == "continue") out_.continue_token.swap(value);
+        if (key_ == "resourceVersion") out_.resource_version.assign(value);
+        if (key_ == "continue") out_.continue_token.assign(value);
         break;
       case Place::kObject:
-        if (key_ == "kind") object().kind.swap(value);
-        if (key_ == "reason") object().status_reason.swap(value);
-        if (key_ == "message") object().status_message.swap(value);
+        if (key_ == "kind") object().kind.assign(value);
+        if (key_ == "reason") object().status_reason.assign(value);
+        if (key_ == "message") object().status_message.assign(value);
         break;
       case Place::kMetadata: {
         Pod& pod = object().pod;
-        if (key_ == "uid") pod.uid.swap(value);
-        if (key_ == "name") pod.name.swap(value);
-        if (key_ == "namespace") pod.namespace_.swap(value);
-        if (key_ == "resourceVersion") pod.resource_version.swap(value);
-        if (key_ == "creationTimestamp") pod.creation_timestamp.swap(value);
+        if (key_ == "uid") pod.uid.assign(value);
+        if (key_ == "name") pod.name.assign(value);
+        if (key_ == "namespace") pod.namespace_.assign(value);
+        if (key_ == "resourceVersion") pod.resource_version.assign(value);
+        if (key_ == "creationTimestamp") pod.creation_timestamp.assign(value);
         if (key_ == "deletionTimestamp") pod.terminating = true;
         break;
       }
       case Place::kAnnotations:
         if (!options_.annotation_keys || options_.annotation_keys->count(key_) != 0) {
-          object().pod.annotations.insert_or_assign(key_, std::move(value));
+          object().pod.annotations.insert_or_assign(key_, value);
         }
         break;
       case Place::kSpec:
-        if (key_ == "nodeName") object().pod.node_name.swap(value);
+        if (key_ == "nodeName") object().pod.node_name.assign(value);
         break;
       case Place::kStatus:
-        if (key_ == "phase") object().pod.phase.swap(value);
+        if (key_ == "phase") object().pod.phase.assign(value);
         break;
       default:
         break;
