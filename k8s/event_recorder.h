@@ -41,7 +41,9 @@ struct EventRecorderStats {
 // (same object, type, reason and message) PATCHes its count and lastTimestamp instead of
 // creating another one; a PATCH answered 404 (the Event expired) creates it anew.
 //
-//   k8s::EventRecorder events(config, {.host = node_name});
+//   k8s::EventRecorderOptions options;
+//   options.host = node_name;
+//   k8s::EventRecorder events(config, options);
 //   events.emit(k8s::referenceTo(pod), k8s::EventType::kNormal, "CaptureStarted", "...");
 //   events.flush(std::chrono::seconds(5));  // at shutdown
 class EventRecorder : public EventSink {

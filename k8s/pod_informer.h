@@ -46,7 +46,9 @@ struct PodInformerStats {
 // informer. Two threads: the watcher (HTTP, parsing) only queues what it saw; the dispatcher
 // applies it to the cache and calls the handler, so a slow handler never stalls the stream.
 //
-//   k8s::PodInformer informer(config, {.node_name = node}, &handler);
+//   k8s::PodInformerOptions options;
+//   options.node_name = node;
+//   k8s::PodInformer informer(config, options, &handler);
 //   informer.start();
 //   if (!informer.waitForSync(std::chrono::seconds(30))) { ... }
 //   std::optional<k8s::Pod> pod = informer.get(uid);

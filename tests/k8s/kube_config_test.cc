@@ -124,7 +124,7 @@ TEST_F(KubeConfigTest, ErrorsNameWhatIsMissing) {
       {kubeconfig(cluster, user, "other"), "cluster \"c2\" of context \"other\" not found"},
       {kubeconfig("    insecure-skip-tls-verify: true", user), "cluster \"c\" has no server"},
       {kubeconfig("    server: h:6443", user), "is not an http(s) URL"},
-      {kubeconfig(cluster + "\n    certificate-authority-data: %%%", user),
+      {kubeconfig(cluster + "\n    certificate-authority-data: not*base64", user),
        "certificate-authority-data of cluster \"c\" is not valid base64"},
       {kubeconfig(cluster + "\n    certificate-authority: /no/ca.crt", user),
        "certificate-authority /no/ca.crt: no such file"},

@@ -199,7 +199,12 @@ TEST_P(PodInformerExpiryTest, ChangesWhileDownAndCompactedAreRelistedAsDifferenc
 
 INSTANTIATE_TEST_SUITE_P(BothForms, PodInformerExpiryTest,
                          ::testing::Values(fakeapi::WatchExpiry::kErrorEvent,
-                                           fakeapi::WatchExpiry::kHttpGone));
+                                           fakeapi::WatchExpiry::kHttpGone),
+                         [](const auto& info) {
+                           return info.param == fakeapi::WatchExpiry::kErrorEvent
+                                      ? "ErrorEventInTheStream"
+                                      : "Http410";
+                         });
 
 TEST_F(PodInformerTest, RestartWithoutCompactionResumesTheWatch) {
   server_.createPod("rec", "web-0", kNode);
