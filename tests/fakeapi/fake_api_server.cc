@@ -1,0 +1,811 @@
+#include "tests/fakeapi/fake_api_server.h"
+
+#include <httplib.h>
+#include <signal.h>
+
+#include <fstream>
+#include <functional>
+#include <random>
+#include <sstream>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace fakeapi {
+namespace {
+
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+// Worker threads of the server: every open watch holds one.
+constexpr size_t kServerThreads = 64;
+constexpr int kDefaultWatchTimeoutSeconds = 1800;
+
+std::string nowRfc3339() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+std::string newUid() {
+  static std::mutex mutex;
+  static std::mt19937_64 random(std::random_device{}());
+  std::lock_guard lock(mutex);
+  const uint64_t high = random();
+  const uint64_t low = random();
+  char text[40];
+  std::snprintf(text, sizeof(text), "%08x-%04x-4%03x-%04x-%012llx",
+                static_cast<unsigned>(high >> 32), static_cast<unsigned>((high >> 16) & 0xffff),
+                static_cast<unsigned>(high & 0xfff),
+                static_cast<unsigned>(0x8000 | ((low >> 48) & 0x3fff)),
+                static_cast<unsigned long long>(low & 0xffffffffffffULL));
+  return text;
+}
+
+json apiStatus(int code, const std::string& reason, const std::string& message,
+               json details = nullptr) {
+  json status = {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", json::object()},
+                 {"status", "Failure"}, {"message", message}, {"reason", reason}};
+  if (!details.is_null()) status["details"] = std::move(details);
+  status["code"] = code;
+  return status;
+}
+
+// kube-apiserver pretty-prints JSON for curl and wget, which is why the recordings are
+// indented; every other client gets it compact.
+std::string render(const json& body, const httplib::Request& request) {
+  const std::string agent = request.get_header_value("User-Agent");
+  const bool pretty = absl::StartsWith(agent, "curl/") || absl::StartsWith(agent, "Wget/");
+  return pretty ? body.dump(2) : body.dump();
+}
+
+void reply(const httplib::Request& request, httplib::Response& response, int code,
+           const json& body) {
+  response.status = code;
+  response.set_header("Cache-Control", "no-cache, private");
+  response.set_header("Audit-Id", newUid());
+  response.set_content(render(body, request), "application/json");
+}
+
+void replyStatus(const httplib::Request& request, httplib::Response& response, int code,
+                 const std::string& reason, const std::string& message, json details = nullptr) {
+  reply(request, response, code, apiStatus(code, reason, message, std::move(details)));
+}
+
+// A parsed fieldSelector: the fields a Pod list supports, ANDed.
+struct FieldSelector {
+  struct Term {
+    std::string field;
+    std::string value;
+    bool equal;
+  };
+  std::vector<Term> terms;
+
+  bool matches(const json& pod) const {
+    for (const Term& term : terms) {
+      const json::json_pointer pointer(term.field == "spec.nodeName"        ? "/spec/nodeName"
+                                       : term.field == "metadata.name"      ? "/metadata/name"
+                                       : term.field == "metadata.namespace" ? "/metadata/namespace"
+                                                                            : "/status/phase");
+      const std::string actual = pod.contains(pointer) && pod.at(pointer).is_string()
+                                     ? pod.at(pointer).get<std::string>()
+                                     : std::string();
+      if ((actual == term.value) != term.equal) return false;
+    }
+    return true;
+  }
+};
+
+std::optional<FieldSelector> parseFieldSelector(const std::string& text, std::string& error) {
+  FieldSelector selector;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    FieldSelector::Term term;
+    size_t at;
+    size_t skip;
+    if ((at = part.find("!=")) != absl::string_view::npos) {
+      term.equal = false;
+      skip = 2;
+    } else if ((at = part.find("==")) != absl::string_view::npos) {
+      term.equal = true;
+      skip = 2;
+    } else if ((at = part.find('=')) != absl::string_view::npos) {
+      term.equal = true;
+      skip = 1;
+    } else {
+      error = absl::StrCat("invalid selector: '", std::string(part), "'; can't understand '",
+                           std::string(part), "'");
+      return std::nullopt;
+    }
+    term.field = std::string(part.substr(0, at));
+    term.value = std::string(part.substr(at + skip));
+    if (term.field != "spec.nodeName" && term.field != "metadata.name" &&
+        term.field != "metadata.namespace" && term.field != "status.phase") {
+      error = "field label not supported: " + term.field;
+      return std::nullopt;
+    }
+    selector.terms.push_back(std::move(term));
+  }
+  return selector;
+}
+
+// The real server's continue token: base64url of {"v","rv","start"}, start being the key after
+// which the next page begins.
+std::string encodeContinue(uint64_t resource_version, const std::string& last_key) {
+  const json token = {{"v", "meta.k8s.io/v1"},
+                      {"rv", resource_version},
+                      {"start", last_key + std::string(1, '\0')}};
+  return absl::WebSafeBase64Escape(token.dump());
+}
+
+std::optional<std::pair<uint64_t, std::string>> decodeContinue(const std::string& token) {
+  std::string text;
+  if (!absl::WebSafeBase64Unescape(token, &text)) return std::nullopt;
+  const json decoded = json::parse(text, nullptr, false);
+  if (!decoded.is_object() || !decoded.contains("rv") || !decoded["rv"].is_number_unsigned() ||
+      !decoded.contains("start") || !decoded["start"].is_string()) {
+    return std::nullopt;
+  }
+  return std::make_pair(decoded["rv"].get<uint64_t>(), decoded["start"].get<std::string>());
+}
+
+std::string eventLine(const std::string& type, const json& object) {
+  return json{{"type", type}, {"object", object}}.dump() + "\n";
+}
+
+const json& podTemplate() {
+  // A Pod as a v1.28 server stores it (managedFields, volumes, conditions...): the fake's
+  // Pods weigh what real ones do.
+  static const json pod = [] {
+    json page = json::parse(readTestdata("list-page1.json"));
+    json item = page["items"][0];
+    item["kind"] = "Pod";
+    item["apiVersion"] = "v1";
+    return item;
+  }();
+  return pod;
+}
+
+std::string podKey(const std::string& namespace_, const std::string& name) {
+  return namespace_ + "/" + name;
+}
+
+json listItem(const json& pod) {
+  json item = pod;  // list items carry no kind or apiVersion, as recorded
+  item.erase("kind");
+  item.erase("apiVersion");
+  return item;
+}
+
+}  // namespace
+
+std::string testdataPath(const std::string& file) {
+  return std::string(FAKEAPI_TESTDATA_DIR) + "/" + file;
+}
+
+std::string readTestdata(const std::string& file) {
+  std::ifstream in(testdataPath(file), std::ios::binary);
+  std::stringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+struct FakeApiServer::WatchRequest {
+  uint64_t id;
+  uint64_t next_seq;
+  FieldSelector selector;
+  bool bookmarks;
+  Clock::time_point deadline;
+  std::string initial;  // ADDED events of a watch from resourceVersion 0
+};
+
+FakeApiServer::FakeApiServer(FakeApiServerOptions options)
+    : options_(std::move(options)), token_(options_.token) {
+  // A client that goes away mid-write must not kill the test binary.
+  signal(SIGPIPE, SIG_IGN);
+}
+
+FakeApiServer::~FakeApiServer() { stop(); }
+
+std::string FakeApiServer::url() const {
+  return absl::StrCat(options_.tls ? "https" : "http", "://127.0.0.1:", port_);
+}
+
+absl::Status FakeApiServer::start(int port) {
+  if (server_) return absl::FailedPreconditionError("already started");
+  std::unique_ptr<httplib::Server> server;
+  if (options_.tls) {
+    auto tls = std::make_unique<httplib::SSLServer>(
+        options_.cert_file.c_str(), options_.key_file.c_str(),
+        options_.client_ca_file.empty() ? nullptr : options_.client_ca_file.c_str());
+    if (!tls->is_valid()) return absl::InvalidArgumentError("TLS server: bad certificate or key");
+    server = std::move(tls);
+  } else {
+    server = std::make_unique<httplib::Server>();
+  }
+  server->new_task_queue = [] { return new httplib::ThreadPool(kServerThreads); };
+  server->set_keep_alive_max_count(1000);
+  server->set_tcp_nodelay(true);  // as Go servers do: no Nagle delay between header and body
+  installRoutes(*server);
+  if (port == 0) {
+    port = server->bind_to_any_port("127.0.0.1");
+    if (port < 0) return absl::UnavailableError("cannot bind an ephemeral port");
+  } else if (!server->bind_to_port("127.0.0.1", port)) {
+    return absl::UnavailableError(absl::StrCat("cannot bind port ", port));
+  }
+  port_ = port;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = false;
+  }
+  httplib::Server* raw = server.get();
+  server_ = std::move(server);
+  listener_ = std::thread([raw] { raw->listen_after_bind(); });
+  // stop() is a no-op until the listen loop runs, so do not return before it does.
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!raw->is_running()) {
+    if (Clock::now() > deadline) return absl::DeadlineExceededError("server did not start");
+    std::this_thread::yield();
+  }
+  return absl::OkStatus();
+}
+
+void FakeApiServer::stop() {
+  if (!server_) return;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  server_->stop();
+  if (listener_.joinable()) listener_.join();
+  server_.reset();
+}
+
+absl::Status FakeApiServer::restart() {
+  stop();
+  return start(port_);
+}
+
+void FakeApiServer::installRoutes(httplib::Server& server) {
+  server.set_pre_routing_handler(
+      [this](const httplib::Request& request, httplib::Response& response) {
+        return admit(request, response) ? httplib::Server::HandlerResponse::Unhandled
+                                        : httplib::Server::HandlerResponse::Handled;
+      });
+  server.Get("/api/v1/pods", [this](const httplib::Request& request, httplib::Response& response) {
+    recordRequest(request);
+    const std::string watch = request.get_param_value("watch");
+    if (watch == "true" || watch == "1") {
+      handleWatch(request, response);
+    } else {
+      handleList(request, response);
+    }
+  });
+  server.Post(R"(/api/v1/namespaces/([^/]+)/events)",
+              [this](const httplib::Request& request, httplib::Response& response) {
+                recordRequest(request);
+                handleEventPost(request, response);
+              });
+  server.Patch(R"(/api/v1/namespaces/([^/]+)/events/([^/]+))",
+               [this](const httplib::Request& request, httplib::Response& response) {
+                 recordRequest(request);
+                 handleEventPatch(request, response);
+               });
+}
+
+bool FakeApiServer::admit(const httplib::Request& request, httplib::Response& response) {
+  std::unique_lock lock(mutex_);
+  ++stalled_requests_;
+  changed_.wait(lock, [this] { return !stalled_ || stopping_; });
+  --stalled_requests_;
+  const bool authenticated = !options_.client_ca_file.empty() || token_.empty() ||
+                             request.get_header_value("Authorization") == "Bearer " + token_;
+  if (!authenticated) {
+    lock.unlock();
+    recordRequest(request);
+    response.set_header("Connection", "close");
+    reply(request, response, 401, json::parse(readTestdata("unauthorized.json")));
+    return false;
+  }
+  if (fail_count_ > 0) {
+    --fail_count_;
+    const int status = fail_status_;
+    lock.unlock();
+    recordRequest(request);
+    response.set_header("Connection", "close");
+    replyStatus(request, response, status, status == 503 ? "ServiceUnavailable" : "InternalError",
+                "injected failure by the fake API server");
+    return false;
+  }
+  return true;
+}
+
+void FakeApiServer::recordRequest(const httplib::Request& request) {
+  RecordedRequest recorded{request.method,
+                           request.path,
+                           {},
+                           request.get_header_value("Content-Type"),
+                           request.get_header_value("Authorization"),
+                           request.body};
+  for (const auto& [key, value] : request.params) recorded.params[key] = value;
+  std::lock_guard lock(mutex_);
+  requests_.push_back(std::move(recorded));
+}
+
+void FakeApiServer::handleList(const httplib::Request& request, httplib::Response& response) {
+  std::string error;
+  const auto selector = parseFieldSelector(request.get_param_value("fieldSelector"), error);
+  if (!selector) return replyStatus(request, response, 400, "BadRequest", error);
+  uint64_t limit = 0;
+  if (request.has_param("limit") && !absl::SimpleAtoi(request.get_param_value("limit"), &limit)) {
+    return replyStatus(request, response, 400, "BadRequest", "invalid limit");
+  }
+  const std::string continue_token = request.get_param_value("continue");
+
+  std::unique_lock lock(mutex_);
+  uint64_t list_version = resource_version_;
+  std::string start_after;
+  const PodMap* source = &pods_;
+  if (!continue_token.empty()) {
+    const auto decoded = decodeContinue(continue_token);
+    if (!decoded) {
+      lock.unlock();
+      return replyStatus(request, response, 400, "BadRequest",
+                         "continue key is not valid: illegal base64 data");
+    }
+    list_version = decoded->first;
+    start_after = decoded->second;
+    auto snapshot = snapshots_.find(list_version);
+    if (list_version < history_start_ || snapshot == snapshots_.end()) {
+      lock.unlock();
+      return replyStatus(
+          request, response, 410, "Expired",
+          "The provided continue parameter is too old to display a consistent list result. You "
+          "can start a new list without the continue parameter, or use the continue token in "
+          "this response to retrieve the remainder of the results. Continuing with the "
+          "provided token results in an inconsistent list - objects that were created, "
+          "modified, or deleted between the time the first chunk was returned and now may "
+          "show up in the list.");
+    }
+    source = &snapshot->second;
+  } else if (limit > 0) {
+    source = &(snapshots_[list_version] = pods_);  // later pages read this version
+  }
+  json items = json::array();
+  std::string last_key;
+  bool more = false;
+  for (auto it = start_after.empty() ? source->begin() : source->upper_bound(start_after);
+       it != source->end(); ++it) {
+    if (!selector->matches(*it->second)) continue;
+    if (limit > 0 && items.size() == limit) {
+      more = true;
+      break;
+    }
+    items.push_back(listItem(*it->second));
+    last_key = it->first;
+  }
+  lock.unlock();
+  json metadata = {{"resourceVersion", std::to_string(list_version)}};
+  if (more) metadata["continue"] = encodeContinue(list_version, last_key);
+  reply(request, response, 200,
+        {{"kind", "PodList"}, {"apiVersion", "v1"}, {"metadata", metadata}, {"items", items}});
+}
+
+void FakeApiServer::handleWatch(const httplib::Request& request, httplib::Response& response) {
+  std::string error;
+  const auto selector = parseFieldSelector(request.get_param_value("fieldSelector"), error);
+  if (!selector) return replyStatus(request, response, 400, "BadRequest", error);
+  const std::string from_text = request.get_param_value("resourceVersion");
+  uint64_t from = 0;
+  if (!from_text.empty() && !absl::SimpleAtoi(from_text, &from)) {
+    return replyStatus(request, response, 400, "BadRequest",
+                       "invalid resource version: " + from_text);
+  }
+  int timeout_seconds = kDefaultWatchTimeoutSeconds;
+  if (request.has_param("timeoutSeconds")) {
+    absl::SimpleAtoi(request.get_param_value("timeoutSeconds"), &timeout_seconds);
+  }
+
+  auto watch = std::make_shared<WatchRequest>();
+  watch->selector = *selector;
+  watch->bookmarks = request.get_param_value("allowWatchBookmarks") == "true";
+  watch->deadline = Clock::now() + std::chrono::seconds(timeout_seconds);
+  std::unique_lock lock(mutex_);
+  if (from != 0 && from < history_start_) {
+    const json expired =
+        apiStatus(410, "Expired",
+                  absl::StrCat("too old resource version: ", from, " (", history_start_ + 1, ")"));
+    const WatchExpiry expiry = watch_expiry_;
+    lock.unlock();
+    if (expiry == WatchExpiry::kHttpGone) return reply(request, response, 410, expired);
+    const std::string line = eventLine("ERROR", expired);
+    response.set_header("Cache-Control", "no-cache, private");
+    response.set_chunked_content_provider("application/json",
+                                          [line](size_t, httplib::DataSink& sink) {
+                                            sink.write(line.data(), line.size());
+                                            sink.done();
+                                            return true;
+                                          });
+    return;
+  }
+  watch->id = ++last_watch_id_;
+  if (from == 0) {
+    // resourceVersion 0 or none: the current state as ADDED events, then the changes.
+    for (const auto& [key, pod] : pods_) {
+      if (watch->selector.matches(*pod)) watch->initial += eventLine("ADDED", *pod);
+    }
+    watch->next_seq = next_seq_;
+  } else {
+    watch->next_seq = next_seq_;
+    for (auto it = log_.rbegin(); it != log_.rend() && it->resource_version > from; ++it) {
+      watch->next_seq = it->seq;
+    }
+  }
+  lock.unlock();
+  response.set_header("Cache-Control", "no-cache, private");
+  response.set_chunked_content_provider(
+      "application/json",
+      [this, watch](size_t, httplib::DataSink& sink) { return streamWatch(watch, sink); });
+}
+
+bool FakeApiServer::writeChunks(httplib::DataSink& sink, std::string_view bytes) {
+  size_t chunk_size;
+  {
+    std::lock_guard lock(mutex_);
+    chunk_size = chunk_size_;
+  }
+  if (chunk_size == 0) chunk_size = bytes.size();
+  while (!bytes.empty()) {
+    const size_t n = std::min(chunk_size, bytes.size());
+    if (!sink.write(bytes.data(), n)) return false;
+    bytes.remove_prefix(n);
+  }
+  return true;
+}
+
+bool FakeApiServer::streamWatch(const std::shared_ptr<WatchRequest>& watch,
+                                httplib::DataSink& sink) {
+  {
+    std::lock_guard lock(mutex_);
+    ++open_watches_;
+  }
+  changed_.notify_all();
+  struct Closer {
+    FakeApiServer* server;
+    ~Closer() {
+      {
+        std::lock_guard lock(server->mutex_);
+        --server->open_watches_;
+      }
+      server->changed_.notify_all();
+    }
+  } closer{this};
+
+  if (!watch->initial.empty() && !writeChunks(sink, watch->initial)) return false;
+  for (;;) {
+    std::vector<std::string> batch;  // one chunk per event, as the real server flushes them
+    bool cut = false;
+    {
+      std::unique_lock lock(mutex_);
+      const auto ready = [&] {
+        return stopping_ || watch->id <= drop_up_to_watch_ || next_seq_ > watch->next_seq;
+      };
+      if (!changed_.wait_until(lock, watch->deadline, ready)) break;  // timeoutSeconds
+      if (stopping_ || watch->id <= drop_up_to_watch_) return false;
+      for (; watch->next_seq < next_seq_ && !cut; ++watch->next_seq) {
+        const LogEntry& entry = log_[watch->next_seq - 1];
+        const bool wanted =
+            entry.kind == LogEntry::Kind::kRaw ||
+            (entry.kind == LogEntry::Kind::kBookmark && watch->bookmarks) ||
+            (entry.kind == LogEntry::Kind::kPod && watch->selector.matches(*entry.object));
+        if (!wanted) continue;
+        cut = watch->id <= cut_up_to_watch_ && entry.seq >= cut_from_seq_;
+        batch.push_back(cut ? entry.line.substr(0, entry.line.size() / 2) : entry.line);
+      }
+    }
+    for (const std::string& line : batch) {
+      if (!writeChunks(sink, line)) return false;
+    }
+    if (cut) return false;
+  }
+  sink.done();
+  return true;
+}
+
+void FakeApiServer::handleEventPost(const httplib::Request& request, httplib::Response& response) {
+  const std::string namespace_ = request.matches[1];
+  json event = json::parse(request.body, nullptr, false);
+  if (!event.is_object()) {
+    return replyStatus(request, response, 400, "BadRequest",
+                       "the body of the request was not a valid Event");
+  }
+  json& metadata = event["metadata"];
+  if (!metadata.is_object()) metadata = json::object();
+  const std::string own_namespace = metadata.value("namespace", "");
+  if (!own_namespace.empty() && own_namespace != namespace_) {
+    return replyStatus(request, response, 400, "BadRequest",
+                       "the namespace of the provided object does not match the namespace sent "
+                       "on the request");
+  }
+  metadata["namespace"] = namespace_;
+  std::string name = metadata.value("name", "");
+  if (name.empty() && metadata.contains("generateName")) {
+    name = metadata.value("generateName", "") + newUid().substr(0, 5);
+  }
+  if (name.empty()) {
+    return replyStatus(request, response, 422, "Invalid",
+                       "Event \"\" is invalid: metadata.name: Required value: name or "
+                       "generateName is required");
+  }
+  metadata["name"] = name;
+  const std::string involved_namespace =
+      event.value("involvedObject", json::object()).value("namespace", "");
+  if (!involved_namespace.empty() && involved_namespace != namespace_) {
+    const std::string invalid =
+        absl::StrCat("Invalid value: \"", involved_namespace, "\": does not match event.namespace");
+    return replyStatus(
+        request, response, 422, "Invalid",
+        absl::StrCat("Event \"", name, "\" is invalid: involvedObject.namespace: ", invalid),
+        {{"name", name},
+         {"kind", "Event"},
+         {"causes",
+          {{{"reason", "FieldValueInvalid"},
+            {"message", invalid},
+            {"field", "involvedObject.namespace"}}}}});
+  }
+  std::unique_lock lock(mutex_);
+  const std::string key = podKey(namespace_, name);
+  if (events_.count(key) != 0) {
+    lock.unlock();
+    return replyStatus(request, response, 409, "AlreadyExists",
+                       absl::StrCat("events \"", name, "\" already exists"),
+                       {{"name", name}, {"kind", "events"}});
+  }
+  metadata["uid"] = newUid();
+  metadata["resourceVersion"] = std::to_string(++resource_version_);
+  metadata["creationTimestamp"] = nowRfc3339();
+  if (!event.contains("eventTime")) event["eventTime"] = nullptr;
+  events_[key] = event;
+  lock.unlock();
+  reply(request, response, 201, event);
+}
+
+void FakeApiServer::handleEventPatch(const httplib::Request& request, httplib::Response& response) {
+  const std::string namespace_ = request.matches[1];
+  const std::string name = request.matches[2];
+  const std::string content_type = request.get_header_value("Content-Type");
+  if (content_type != "application/strategic-merge-patch+json" &&
+      content_type != "application/merge-patch+json") {
+    return replyStatus(request, response, 415, "UnsupportedMediaType",
+                       "the body of the request was in an unknown format - accepted media types "
+                       "include: application/json-patch+json, application/merge-patch+json, "
+                       "application/apply-patch+yaml, application/strategic-merge-patch+json");
+  }
+  const json patch = json::parse(request.body, nullptr, false);
+  if (!patch.is_object()) {
+    return replyStatus(request, response, 400, "BadRequest", "the patch is not a JSON object");
+  }
+  std::unique_lock lock(mutex_);
+  auto it = events_.find(podKey(namespace_, name));
+  if (it == events_.end()) {
+    lock.unlock();
+    return replyStatus(request, response, 404, "NotFound",
+                       absl::StrCat("events \"", name, "\" not found"),
+                       {{"name", name}, {"kind", "events"}});
+  }
+  // An Event has no list fields with merge keys: a strategic merge is a JSON merge here.
+  it->second.merge_patch(patch);
+  it->second["metadata"]["resourceVersion"] = std::to_string(++resource_version_);
+  const json stored = it->second;
+  lock.unlock();
+  reply(request, response, 200, stored);
+}
+
+void FakeApiServer::appendLocked(LogEntry::Kind kind, const std::string& type,
+                                 std::shared_ptr<const nlohmann::ordered_json> object,
+                                 std::string line) {
+  if (line.empty()) line = eventLine(type, *object);
+  log_.push_back(
+      LogEntry{next_seq_++, resource_version_, kind, std::move(object), std::move(line)});
+  changed_.notify_all();
+}
+
+void FakeApiServer::writePodLocked(const std::string& type, json pod) {
+  pod["metadata"]["resourceVersion"] = std::to_string(++resource_version_);
+  auto stored = std::make_shared<const json>(std::move(pod));
+  const std::string key = podKey((*stored)["metadata"]["namespace"].get<std::string>(),
+                                 (*stored)["metadata"]["name"].get<std::string>());
+  if (type == "DELETED") {
+    pods_.erase(key);
+  } else {
+    pods_[key] = stored;
+  }
+  appendLocked(LogEntry::Kind::kPod, type, std::move(stored));
+}
+
+std::string FakeApiServer::createPod(const std::string& namespace_, const std::string& name,
+                                     const std::string& node,
+                                     const std::map<std::string, std::string>& annotations,
+                                     bool host_network) {
+  json pod = podTemplate();
+  const std::string uid = newUid();
+  json& metadata = pod["metadata"];
+  metadata["name"] = name;
+  metadata["namespace"] = namespace_;
+  metadata["uid"] = uid;
+  metadata["creationTimestamp"] = nowRfc3339();
+  for (const auto& [key, value] : annotations) metadata["annotations"][key] = value;
+  pod["spec"]["nodeName"] = node;
+  if (host_network) pod["spec"]["hostNetwork"] = true;
+  std::lock_guard lock(mutex_);
+  if (pods_.count(podKey(namespace_, name)) != 0) return "";
+  writePodLocked("ADDED", std::move(pod));
+  return uid;
+}
+
+template <typename Edit>
+void FakeApiServer::editPod(const std::string& namespace_, const std::string& name, Edit edit) {
+  std::lock_guard lock(mutex_);
+  auto it = pods_.find(podKey(namespace_, name));
+  if (it == pods_.end()) return;
+  json pod = *it->second;
+  edit(pod);
+  writePodLocked("MODIFIED", std::move(pod));
+}
+
+void FakeApiServer::setAnnotation(const std::string& namespace_, const std::string& name,
+                                  const std::string& key, const std::string& value) {
+  editPod(namespace_, name, [&](json& pod) { pod["metadata"]["annotations"][key] = value; });
+}
+
+void FakeApiServer::removeAnnotation(const std::string& namespace_, const std::string& name,
+                                     const std::string& key) {
+  editPod(namespace_, name, [&](json& pod) { pod["metadata"]["annotations"].erase(key); });
+}
+
+void FakeApiServer::setPhase(const std::string& namespace_, const std::string& name,
+                             const std::string& phase) {
+  editPod(namespace_, name, [&](json& pod) { pod["status"]["phase"] = phase; });
+}
+
+void FakeApiServer::markTerminating(const std::string& namespace_, const std::string& name) {
+  editPod(namespace_, name, [&](json& pod) {
+    pod["metadata"]["deletionTimestamp"] = nowRfc3339();
+    pod["metadata"]["deletionGracePeriodSeconds"] = 1;
+  });
+}
+
+void FakeApiServer::deletePod(const std::string& namespace_, const std::string& name) {
+  std::lock_guard lock(mutex_);
+  auto it = pods_.find(podKey(namespace_, name));
+  if (it == pods_.end()) return;
+  writePodLocked("DELETED", *it->second);
+}
+
+std::optional<nlohmann::json> FakeApiServer::pod(const std::string& namespace_,
+                                                 const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  auto it = pods_.find(podKey(namespace_, name));
+  if (it == pods_.end()) return std::nullopt;
+  return nlohmann::json::parse(it->second->dump());
+}
+
+uint64_t FakeApiServer::resourceVersion() const {
+  std::lock_guard lock(mutex_);
+  return resource_version_;
+}
+
+void FakeApiServer::compact() {
+  std::lock_guard lock(mutex_);
+  // Open watches already hold their place in the log; only new ones are refused.
+  history_start_ = resource_version_;
+  snapshots_.clear();
+}
+
+void FakeApiServer::sendBookmark() {
+  std::lock_guard lock(mutex_);
+  const json bookmark = {
+      {"kind", "Pod"},
+      {"apiVersion", "v1"},
+      {"metadata",
+       {{"resourceVersion", std::to_string(resource_version_)}, {"creationTimestamp", nullptr}}},
+      {"spec", {{"containers", nullptr}}},
+      {"status", json::object()}};
+  appendLocked(LogEntry::Kind::kBookmark, "BOOKMARK", nullptr, eventLine("BOOKMARK", bookmark));
+}
+
+void FakeApiServer::dropWatches() {
+  {
+    std::lock_guard lock(mutex_);
+    drop_up_to_watch_ = last_watch_id_;
+  }
+  changed_.notify_all();
+}
+
+void FakeApiServer::cutNextEvent() {
+  std::lock_guard lock(mutex_);
+  cut_up_to_watch_ = last_watch_id_;
+  cut_from_seq_ = next_seq_;
+}
+
+void FakeApiServer::setChunkSize(size_t bytes) {
+  std::lock_guard lock(mutex_);
+  chunk_size_ = bytes;
+}
+
+void FakeApiServer::setWatchExpiry(WatchExpiry expiry) {
+  std::lock_guard lock(mutex_);
+  watch_expiry_ = expiry;
+}
+
+void FakeApiServer::injectWatchLine(const std::string& line) {
+  std::lock_guard lock(mutex_);
+  appendLocked(LogEntry::Kind::kRaw, "", nullptr, line + "\n");
+}
+
+int FakeApiServer::openWatches() const {
+  std::lock_guard lock(mutex_);
+  return open_watches_;
+}
+
+bool FakeApiServer::waitForOpenWatches(int count, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return open_watches_ >= count; });
+}
+
+void FakeApiServer::setToken(const std::string& token) {
+  std::lock_guard lock(mutex_);
+  token_ = token;
+}
+
+void FakeApiServer::failNextRequests(int count, int http_status) {
+  std::lock_guard lock(mutex_);
+  fail_count_ = count;
+  fail_status_ = http_status;
+}
+
+void FakeApiServer::setStalled(bool stalled) {
+  {
+    std::lock_guard lock(mutex_);
+    stalled_ = stalled;
+  }
+  changed_.notify_all();
+}
+
+int FakeApiServer::stalledRequests() const {
+  std::lock_guard lock(mutex_);
+  return stalled_ ? stalled_requests_ : 0;
+}
+
+std::vector<RecordedRequest> FakeApiServer::requests() const {
+  std::lock_guard lock(mutex_);
+  return requests_;
+}
+
+std::vector<nlohmann::json> FakeApiServer::events() const {
+  std::lock_guard lock(mutex_);
+  std::vector<nlohmann::json> out;
+  for (const auto& [key, event] : events_) out.push_back(nlohmann::json::parse(event.dump()));
+  return out;
+}
+
+std::optional<nlohmann::json> FakeApiServer::event(const std::string& namespace_,
+                                                   const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  auto it = events_.find(podKey(namespace_, name));
+  if (it == events_.end()) return std::nullopt;
+  return nlohmann::json::parse(it->second.dump());
+}
+
+void FakeApiServer::expireEvent(const std::string& namespace_, const std::string& name) {
+  std::lock_guard lock(mutex_);
+  events_.erase(podKey(namespace_, name));
+}
+
+}  // namespace fakeapi

@@ -1,0 +1,196 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+class DataSink;
+}  // namespace httplib
+
+namespace fakeapi {
+
+// The recordings of a real kube-apiserver (see testdata/README.md) that the fake is held to.
+std::string testdataPath(const std::string& file);
+std::string readTestdata(const std::string& file);
+
+struct FakeApiServerOptions {
+  bool tls = false;
+  std::string cert_file;  // TLS: the server's certificate and key (PEM)
+  std::string key_file;
+  // TLS: require a client certificate signed by this CA, and take it as authentication
+  // (the API server's x509 authenticator).
+  std::string client_ca_file;
+  // The bearer token every request must carry; empty: no token is checked.
+  std::string token;
+};
+
+// How a watch from a compacted resourceVersion is refused. The recorded v1.28 server answers
+// 200 and then one ERROR event (its watch cache reports it in the stream); HTTP 410 is what a
+// list with an expired continue token gets, and what clients must handle for a watch too.
+enum class WatchExpiry { kErrorEvent, kHttpGone };
+
+struct RecordedRequest {
+  std::string method;
+  std::string path;
+  std::map<std::string, std::string> params;
+  std::string content_type;
+  std::string authorization;
+  std::string body;
+};
+
+// A kube-apiserver for tests, on 127.0.0.1 and an ephemeral port, plain HTTP or TLS, that
+// answers what this project's client asks the way the recorded real one does:
+//  - GET /api/v1/pods: PodList with fieldSelector (spec.nodeName, metadata.name,
+//    metadata.namespace; any other field is a 400 like the real server), limit/continue
+//    pagination over a consistent snapshot, and 410 Expired for a continue token whose
+//    version was compacted. labelSelector is ignored.
+//  - GET /api/v1/pods?watch=true: a chunked HTTP/1.1 stream of newline-terminated events from a
+//    resourceVersion, BOOKMARKs when asked for, the end of the stream at timeoutSeconds, and
+//    410 for a compacted version (see WatchExpiry).
+//  - POST /api/v1/namespaces/NS/events (201, 409, 422 for a foreign involvedObject.namespace)
+//    and PATCH .../events/NAME (200, 404 when unknown, 415 for another patch type).
+//  - 401 with the recorded Status when the bearer token is wrong.
+// Like etcd, one global resourceVersion counts every write, and the store survives restart().
+class FakeApiServer {
+ public:
+  explicit FakeApiServer(FakeApiServerOptions options = {});
+  ~FakeApiServer();
+  FakeApiServer(const FakeApiServer&) = delete;
+  FakeApiServer& operator=(const FakeApiServer&) = delete;
+
+  // port 0: an ephemeral one. Returns once the server accepts connections.
+  absl::Status start(int port = 0);
+  // Closes the listening socket and every connection, watches included (mid-stream, like a
+  // crashed server).
+  void stop();
+  // stop() then start() on the same port.
+  absl::Status restart();
+  int port() const { return port_; }
+  std::string url() const;
+
+  // JSON keeps the real server's field order, so that answers compare byte for byte with the
+  // recordings; the accessors below hand out plain nlohmann::json.
+  // Pods. Each write bumps the global resourceVersion and reaches the open watches.
+  std::string createPod(const std::string& namespace_, const std::string& name,
+                        const std::string& node,
+                        const std::map<std::string, std::string>& annotations = {},
+                        bool host_network = false);  // returns the uid
+  void setAnnotation(const std::string& namespace_, const std::string& name, const std::string& key,
+                     const std::string& value);
+  void removeAnnotation(const std::string& namespace_, const std::string& name,
+                        const std::string& key);
+  void setPhase(const std::string& namespace_, const std::string& name, const std::string& phase);
+  void markTerminating(const std::string& namespace_, const std::string& name);
+  void deletePod(const std::string& namespace_, const std::string& name);
+  std::optional<nlohmann::json> pod(const std::string& namespace_, const std::string& name) const;
+  uint64_t resourceVersion() const;
+
+  // Watches.
+  // Forgets the history up to now: a watch or continue token from an older version gets 410.
+  void compact();
+  // A BOOKMARK at the current resourceVersion to every watch that allows them.
+  void sendBookmark();
+  // Closes every open watch between two events (no final chunk: the client sees a broken
+  // transfer).
+  void dropWatches();
+  // Every watch open now writes the first half of its next event, then closes.
+  void cutNextEvent();
+  // Bytes per HTTP chunk; 0 (the default): one chunk per event, as the real server writes.
+  void setChunkSize(size_t bytes);
+  void setWatchExpiry(WatchExpiry expiry);
+  // Sends `line` and a newline, as is, to every open watch: malformed JSON, foreign kinds.
+  void injectWatchLine(const std::string& line);
+  int openWatches() const;
+  bool waitForOpenWatches(int count, std::chrono::milliseconds timeout) const;
+
+  // Faults.
+  void setToken(const std::string& token);
+  // The next `count` requests (after authentication) get `http_status` and an InternalError
+  // or ServiceUnavailable Status.
+  void failNextRequests(int count, int http_status);
+  // While stalled, requests are accepted and then left without an answer.
+  void setStalled(bool stalled);
+  int stalledRequests() const;
+
+  // What clients sent, and the Events they created.
+  std::vector<RecordedRequest> requests() const;
+  std::vector<nlohmann::json> events() const;
+  std::optional<nlohmann::json> event(const std::string& namespace_, const std::string& name) const;
+  // As when an Event's TTL ran out: a PATCH of it gets 404.
+  void expireEvent(const std::string& namespace_, const std::string& name);
+
+ private:
+  struct LogEntry {
+    enum class Kind { kPod, kBookmark, kRaw };
+    uint64_t seq;
+    uint64_t resource_version;
+    Kind kind;
+    std::shared_ptr<const nlohmann::ordered_json> object;  // kPod: the Pod as of this event
+    std::string line;                                      // the event, newline included
+  };
+  struct WatchRequest;
+  using PodMap =
+      std::map<std::string, std::shared_ptr<const nlohmann::ordered_json>>;  // by ns/name
+
+  void installRoutes(httplib::Server& server);
+  bool admit(const httplib::Request& request, httplib::Response& response);
+  void recordRequest(const httplib::Request& request);
+  void handleList(const httplib::Request& request, httplib::Response& response);
+  void handleWatch(const httplib::Request& request, httplib::Response& response);
+  void handleEventPost(const httplib::Request& request, httplib::Response& response);
+  void handleEventPatch(const httplib::Request& request, httplib::Response& response);
+  bool streamWatch(const std::shared_ptr<WatchRequest>& watch, httplib::DataSink& sink);
+  bool writeChunks(httplib::DataSink& sink, std::string_view bytes);
+
+  void appendLocked(LogEntry::Kind kind, const std::string& type,
+                    std::shared_ptr<const nlohmann::ordered_json> object, std::string line = {});
+  void writePodLocked(const std::string& type, nlohmann::ordered_json pod);
+  template <typename Edit>
+  void editPod(const std::string& namespace_, const std::string& name, Edit edit);
+
+  const FakeApiServerOptions options_;
+  int port_ = 0;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread listener_;
+
+  mutable std::mutex mutex_;
+  mutable std::condition_variable changed_;
+  bool stopping_ = false;
+  std::string token_;
+  uint64_t resource_version_ = 6797;  // where the recorded cluster was
+  uint64_t history_start_ = 6797;     // watches from an older version are expired
+  uint64_t next_seq_ = 1;
+  std::deque<LogEntry> log_;
+  PodMap pods_;
+  std::map<uint64_t, PodMap> snapshots_;  // for paginated lists, by resourceVersion
+  std::map<std::string, nlohmann::ordered_json> events_;
+  std::vector<RecordedRequest> requests_;
+  size_t chunk_size_ = 0;
+  WatchExpiry watch_expiry_ = WatchExpiry::kErrorEvent;
+  uint64_t last_watch_id_ = 0;
+  uint64_t drop_up_to_watch_ = 0;  // watches with an id up to this close
+  uint64_t cut_up_to_watch_ = 0;   // ... and these cut their next event from cut_from_seq_
+  uint64_t cut_from_seq_ = 0;
+  int open_watches_ = 0;
+  int fail_count_ = 0;
+  int fail_status_ = 0;
+  bool stalled_ = false;
+  int stalled_requests_ = 0;
+};
+
+}  // namespace fakeapi

@@ -1,0 +1,388 @@
+// The fake answers what the client asks the way the recorded kube-apiserver v1.28 does. Spoken to
+// over a raw socket, so that the HTTP framing itself (chunks, the final chunk) is checked.
+#include "tests/fakeapi/fake_api_server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <set>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace fakeapi {
+namespace {
+
+using nlohmann::json;
+
+struct RawResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::vector<std::string> chunks;             // the body's chunks, when chunked
+  bool final_chunk = false;                    // the zero-length chunk arrived
+  std::string body;                            // chunks joined, or the plain body
+};
+
+// Splits a raw HTTP/1.1 response; complete only when the stream was.
+RawResponse parseRaw(const std::string& raw) {
+  RawResponse response;
+  const size_t header_end = raw.find("\r\n\r\n");
+  if (header_end == std::string::npos) return response;
+  std::string head = raw.substr(0, header_end);
+  absl::SimpleAtoi(head.substr(9, 3), &response.status);
+  size_t line_start = head.find("\r\n");
+  while (line_start != std::string::npos) {
+    const size_t next = head.find("\r\n", line_start + 2);
+    const std::string line = head.substr(line_start + 2, next - line_start - 2);
+    const size_t colon = line.find(':');
+    if (colon != std::string::npos) {
+      std::string name = line.substr(0, colon);
+      for (char& c : name) c = static_cast<char>(std::tolower(c));
+      response.headers[name] = line.substr(colon + 2);
+    }
+    line_start = next;
+  }
+  std::string rest = raw.substr(header_end + 4);
+  if (response.headers["transfer-encoding"] != "chunked") {
+    response.body = rest;
+    return response;
+  }
+  size_t at = 0;
+  for (;;) {
+    const size_t size_end = rest.find("\r\n", at);
+    if (size_end == std::string::npos) break;
+    size_t size = 0;
+    if (!absl::SimpleHexAtoi(rest.substr(at, size_end - at), &size)) break;
+    if (size == 0) {
+      response.final_chunk = true;
+      break;
+    }
+    if (size_end + 2 + size + 2 > rest.size()) {
+      response.body += rest.substr(size_end + 2);  // a chunk cut short
+      break;
+    }
+    response.chunks.push_back(rest.substr(size_end + 2, size));
+    response.body += response.chunks.back();
+    at = size_end + 2 + size + 2;
+  }
+  return response;
+}
+
+// One request on its own connection; reads until the server closes it, `done` holds, or 10 s.
+RawResponse rawRequest(int port, const std::string& method, const std::string& target,
+                       const std::string& headers = "", const std::string& body = "",
+                       const std::function<bool(const std::string&)>& done = nullptr) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    close(fd);
+    return {};
+  }
+  const std::string request =
+      absl::StrCat(method, " ", target, " HTTP/1.1\r\nHost: 127.0.0.1\r\n", headers,
+                   body.empty() ? "" : absl::StrCat("Content-Length: ", body.size(), "\r\n"),
+                   "Connection: close\r\n\r\n", body);
+  (void)!write(fd, request.data(), request.size());
+  std::string raw;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline && !(done && done(raw))) {
+    pollfd readable{fd, POLLIN, 0};
+    if (poll(&readable, 1, 100) <= 0) continue;
+    char buffer[65536];
+    const ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n <= 0) break;
+    raw.append(buffer, static_cast<size_t>(n));
+  }
+  close(fd);
+  return parseRaw(raw);
+}
+
+std::set<std::string> keysOf(const json& object) {
+  std::set<std::string> keys;
+  for (const auto& [key, value] : object.items()) keys.insert(key);
+  return keys;
+}
+
+std::vector<json> eventsOf(const std::string& body) {
+  std::vector<json> events;
+  size_t at = 0;
+  for (size_t end; (end = body.find('\n', at)) != std::string::npos; at = end + 1) {
+    events.push_back(json::parse(body.substr(at, end - at)));
+  }
+  return events;
+}
+
+class FakeApiServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(server_.start().ok()); }
+
+  FakeApiServer server_;
+};
+
+TEST_F(FakeApiServerTest, PaginatedListHasTheRecordedShape) {
+  server_.createPod("rec", "web-0", "lab-node");
+  server_.createPod("rec", "web-1", "lab-node");
+  server_.createPod("rec", "web-2", "lab-node");
+  server_.createPod("rec", "elsewhere", "other-node");
+  const std::string selector = "fieldSelector=spec.nodeName%3Dlab-node";
+
+  const RawResponse first =
+      rawRequest(server_.port(), "GET", "/api/v1/pods?" + selector + "&limit=2");
+  ASSERT_EQ(first.status, 200);
+  EXPECT_EQ(first.headers.at("content-type"), "application/json");
+  const json page1 = json::parse(first.body);
+  const json recorded1 = json::parse(readTestdata("list-page1.json"));
+  EXPECT_EQ(keysOf(page1), keysOf(recorded1));
+  EXPECT_EQ(keysOf(page1["metadata"]), keysOf(recorded1["metadata"]));
+  ASSERT_EQ(page1["items"].size(), 2u);
+  EXPECT_EQ(keysOf(page1["items"][0]), keysOf(recorded1["items"][0]));  // no kind, apiVersion
+  EXPECT_EQ(keysOf(page1["items"][0]["metadata"]), keysOf(recorded1["items"][0]["metadata"]));
+
+  // The continue token is the real server's: base64url JSON with v, rv and start.
+  std::string token_json;
+  ASSERT_TRUE(
+      absl::WebSafeBase64Unescape(page1["metadata"]["continue"].get<std::string>(), &token_json));
+  std::string recorded_token_json;
+  ASSERT_TRUE(absl::WebSafeBase64Unescape(recorded1["metadata"]["continue"].get<std::string>(),
+                                          &recorded_token_json));
+  EXPECT_EQ(keysOf(json::parse(token_json)), keysOf(json::parse(recorded_token_json)));
+
+  // A Pod created between the pages is not in this list: pages come from one version.
+  server_.createPod("rec", "web-3", "lab-node");
+  const RawResponse second = rawRequest(server_.port(), "GET",
+                                        "/api/v1/pods?" + selector + "&limit=2&continue=" +
+                                            page1["metadata"]["continue"].get<std::string>());
+  ASSERT_EQ(second.status, 200);
+  const json page2 = json::parse(second.body);
+  EXPECT_EQ(keysOf(page2["metadata"]),
+            keysOf(json::parse(readTestdata("list-page2.json"))["metadata"]));
+  EXPECT_EQ(page2["metadata"]["resourceVersion"], page1["metadata"]["resourceVersion"]);
+  ASSERT_EQ(page2["items"].size(), 1u);
+  EXPECT_EQ(page2["items"][0]["metadata"]["name"], "web-2");
+}
+
+TEST_F(FakeApiServerTest, UnsupportedFieldSelectorIsABadRequest) {
+  const RawResponse response =
+      rawRequest(server_.port(), "GET", "/api/v1/pods?fieldSelector=spec.foo%3Dbar");
+  ASSERT_EQ(response.status, 400);
+  const json status = json::parse(response.body);
+  EXPECT_EQ(status["reason"], "BadRequest");
+  EXPECT_EQ(status["message"], "field label not supported: spec.foo");
+}
+
+TEST_F(FakeApiServerTest, ContinueTokenOfACompactedVersionIsGone) {
+  server_.createPod("rec", "web-0", "lab-node");
+  server_.createPod("rec", "web-1", "lab-node");
+  const json page1 = json::parse(rawRequest(server_.port(), "GET", "/api/v1/pods?limit=1").body);
+  server_.setAnnotation("rec", "web-0", "a", "b");
+  server_.compact();
+  const RawResponse response = rawRequest(
+      server_.port(), "GET",
+      "/api/v1/pods?limit=1&continue=" + page1["metadata"]["continue"].get<std::string>());
+  ASSERT_EQ(response.status, 410);
+  const json status = json::parse(response.body);
+  EXPECT_EQ(status["reason"], "Expired");
+  EXPECT_EQ(status["code"], 410);
+}
+
+TEST_F(FakeApiServerTest, WatchIsChunkedOneEventPerChunkEndingAtTimeout) {
+  const uint64_t from = server_.resourceVersion();
+  server_.createPod("rec", "web-0", "lab-node");
+  server_.setAnnotation("rec", "web-0", "tcpdump.antrea.io", "3");
+  server_.createPod("rec", "elsewhere", "other-node");
+  server_.deletePod("rec", "web-0");
+
+  const RawResponse response =
+      rawRequest(server_.port(), "GET",
+                 absl::StrCat("/api/v1/pods?fieldSelector=spec.nodeName%3Dlab-node&watch=true&"
+                              "allowWatchBookmarks=true&resourceVersion=",
+                              from, "&timeoutSeconds=1"));
+  ASSERT_EQ(response.status, 200);
+  EXPECT_EQ(response.headers.at("transfer-encoding"), "chunked");
+  EXPECT_TRUE(response.final_chunk);
+  // Framed like the recording: each chunk one whole event and its newline.
+  const RawResponse recorded = parseRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                                        readTestdata("watch-http1-chunked.raw"));
+  ASSERT_TRUE(recorded.final_chunk);
+  for (const auto* framing : {&recorded, &response}) {
+    for (const std::string& chunk : framing->chunks) {
+      ASSERT_EQ(chunk.back(), '\n');
+      EXPECT_EQ(chunk.find('\n'), chunk.size() - 1);
+    }
+  }
+  const std::vector<json> events = eventsOf(response.body);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0]["type"], "ADDED");
+  EXPECT_EQ(events[1]["type"], "MODIFIED");
+  EXPECT_EQ(events[1]["object"]["metadata"]["annotations"]["tcpdump.antrea.io"], "3");
+  EXPECT_EQ(events[2]["type"], "DELETED");
+  const json recorded_event = eventsOf(recorded.body)[0];
+  EXPECT_EQ(keysOf(events[1]), keysOf(recorded_event));
+  EXPECT_EQ(keysOf(events[1]["object"]), keysOf(recorded_event["object"]));
+  EXPECT_EQ(events[1]["object"]["kind"], "Pod");
+}
+
+TEST_F(FakeApiServerTest, ChunksCanBeOneByteEach) {
+  const uint64_t from = server_.resourceVersion();
+  server_.createPod("rec", "web-0", "lab-node");
+  server_.setChunkSize(1);
+  const RawResponse response = rawRequest(
+      server_.port(), "GET",
+      absl::StrCat("/api/v1/pods?watch=true&resourceVersion=", from, "&timeoutSeconds=1"));
+  ASSERT_TRUE(response.final_chunk);
+  ASSERT_GT(response.chunks.size(), 1000u);
+  for (const std::string& chunk : response.chunks) ASSERT_EQ(chunk.size(), 1u);
+  ASSERT_EQ(eventsOf(response.body).size(), 1u);
+}
+
+TEST_F(FakeApiServerTest, WatchFromACompactedVersionGetsTheRecordedErrorEvent) {
+  server_.createPod("rec", "web-0", "lab-node");
+  server_.compact();
+  const RawResponse response =
+      rawRequest(server_.port(), "GET", "/api/v1/pods?watch=true&resourceVersion=1");
+  ASSERT_EQ(response.status, 200);
+  EXPECT_TRUE(response.final_chunk);
+  const RawResponse recorded = parseRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                                        readTestdata("watch-410-chunked.raw"));
+  const std::vector<json> events = eventsOf(response.body);
+  const std::vector<json> recorded_events = eventsOf(recorded.body);
+  ASSERT_EQ(events.size(), 1u);
+  ASSERT_EQ(recorded_events.size(), 1u);
+  json expected = recorded_events[0];
+  expected["object"]["message"] =
+      absl::StrCat("too old resource version: 1 (", server_.resourceVersion() + 1, ")");
+  EXPECT_EQ(events[0], expected);
+}
+
+TEST_F(FakeApiServerTest, WatchFromACompactedVersionCanBeAnHttp410) {
+  server_.compact();
+  server_.setWatchExpiry(WatchExpiry::kHttpGone);
+  const RawResponse response =
+      rawRequest(server_.port(), "GET", "/api/v1/pods?watch=true&resourceVersion=1");
+  ASSERT_EQ(response.status, 410);
+  EXPECT_EQ(json::parse(response.body)["reason"], "Expired");
+}
+
+TEST_F(FakeApiServerTest, BookmarkHasTheRecordedForm) {
+  const uint64_t from = server_.resourceVersion();
+  server_.createPod("rec", "web-0", "lab-node");
+  server_.sendBookmark();
+  const std::string target =
+      absl::StrCat("/api/v1/pods?watch=true&resourceVersion=", from, "&timeoutSeconds=1");
+  const std::vector<json> with =
+      eventsOf(rawRequest(server_.port(), "GET", target + "&allowWatchBookmarks=true").body);
+  const std::vector<json> without = eventsOf(rawRequest(server_.port(), "GET", target).body);
+  ASSERT_EQ(with.size(), 2u);
+  EXPECT_EQ(without.size(), 1u);
+  std::string recorded_line = readTestdata("watch-http2-bookmarks.ndjson");
+  json recorded = eventsOf(recorded_line).back();
+  ASSERT_EQ(recorded["type"], "BOOKMARK");
+  recorded["object"]["metadata"]["resourceVersion"] = std::to_string(server_.resourceVersion());
+  EXPECT_EQ(with[1], recorded);
+}
+
+TEST_F(FakeApiServerTest, CutEventEndsTheStreamWithoutTheFinalChunk) {
+  const uint64_t from = server_.resourceVersion();
+  const std::string target = absl::StrCat("/api/v1/pods?watch=true&resourceVersion=", from);
+  RawResponse response;
+  std::thread reader([&] { response = rawRequest(server_.port(), "GET", target); });
+  ASSERT_TRUE(server_.waitForOpenWatches(1, std::chrono::seconds(10)));
+  server_.cutNextEvent();
+  server_.createPod("rec", "web-0", "lab-node");
+  reader.join();
+  EXPECT_EQ(response.status, 200);
+  EXPECT_FALSE(response.final_chunk);
+  EXPECT_FALSE(response.body.empty());
+  EXPECT_EQ(response.body.find('\n'), std::string::npos);  // half an event, no newline
+}
+
+TEST_F(FakeApiServerTest, WrongTokenGetsTheRecorded401) {
+  server_.setToken("right");
+  const RawResponse wrong =
+      rawRequest(server_.port(), "GET", "/api/v1/pods", "Authorization: Bearer wrong\r\n");
+  ASSERT_EQ(wrong.status, 401);
+  EXPECT_EQ(json::parse(wrong.body), json::parse(readTestdata("unauthorized.json")));
+  // curl is answered pretty-printed, byte for byte the recording.
+  const RawResponse as_curl =
+      rawRequest(server_.port(), "GET", "/api/v1/pods", "User-Agent: curl/7.88.1\r\n");
+  EXPECT_EQ(as_curl.body, readTestdata("unauthorized.json"));
+  const RawResponse right =
+      rawRequest(server_.port(), "GET", "/api/v1/pods", "Authorization: Bearer right\r\n");
+  EXPECT_EQ(right.status, 200);
+}
+
+TEST_F(FakeApiServerTest, EventsAreCreatedPatchedAndValidatedAsRecorded) {
+  const std::string json_type = "Content-Type: application/json\r\n";
+  const RawResponse created = rawRequest(server_.port(), "POST", "/api/v1/namespaces/rec/events",
+                                         json_type, readTestdata("event-post.request.json"));
+  ASSERT_EQ(created.status, 201);
+  json stored = json::parse(created.body);
+  json recorded = json::parse(readTestdata("event-post.response.json"));
+  EXPECT_EQ(keysOf(stored), keysOf(recorded));
+  recorded["metadata"].erase("managedFields");  // written by the real server's field manager
+  EXPECT_EQ(keysOf(stored["metadata"]), keysOf(recorded["metadata"]));
+  for (const char* field : {"involvedObject", "reason", "message", "source", "count", "type",
+                            "reportingComponent", "reportingInstance", "firstTimestamp"}) {
+    EXPECT_EQ(stored[field], recorded[field]) << field;
+  }
+
+  const RawResponse again = rawRequest(server_.port(), "POST", "/api/v1/namespaces/rec/events",
+                                       json_type, readTestdata("event-post.request.json"));
+  EXPECT_EQ(again.status, 409);
+
+  const std::string name = stored["metadata"]["name"];
+  const RawResponse patched =
+      rawRequest(server_.port(), "PATCH", "/api/v1/namespaces/rec/events/" + name,
+                 "Content-Type: application/strategic-merge-patch+json\r\n",
+                 readTestdata("event-patch.request.json"));
+  ASSERT_EQ(patched.status, 200);
+  const json patched_event = json::parse(patched.body);
+  const json recorded_patched = json::parse(readTestdata("event-patch.response.json"));
+  EXPECT_EQ(patched_event["count"], recorded_patched["count"]);
+  EXPECT_EQ(patched_event["lastTimestamp"], recorded_patched["lastTimestamp"]);
+  EXPECT_GT(std::stoull(patched_event["metadata"]["resourceVersion"].get<std::string>()),
+            std::stoull(stored["metadata"]["resourceVersion"].get<std::string>()));
+
+  server_.expireEvent("rec", name);
+  const RawResponse gone =
+      rawRequest(server_.port(), "PATCH", "/api/v1/namespaces/rec/events/" + name,
+                 "Content-Type: application/strategic-merge-patch+json\r\n",
+                 readTestdata("event-patch.request.json"));
+  EXPECT_EQ(gone.status, 404);
+  EXPECT_EQ(json::parse(gone.body)["reason"], "NotFound");
+
+  const RawResponse invalid = rawRequest(server_.port(), "POST", "/api/v1/namespaces/rec/events",
+                                         json_type, readTestdata("event-invalid.request.json"));
+  ASSERT_EQ(invalid.status, 422);
+  EXPECT_EQ(json::parse(invalid.body), json::parse(readTestdata("event-invalid.response.json")));
+}
+
+TEST_F(FakeApiServerTest, RestartKeepsThePortAndTheStore) {
+  server_.createPod("rec", "web-0", "lab-node");
+  const int port = server_.port();
+  const uint64_t version = server_.resourceVersion();
+  ASSERT_TRUE(server_.restart().ok());
+  EXPECT_EQ(server_.port(), port);
+  const json list = json::parse(rawRequest(port, "GET", "/api/v1/pods").body);
+  EXPECT_EQ(list["metadata"]["resourceVersion"], std::to_string(version));
+  EXPECT_EQ(list["items"].size(), 1u);
+}
+
+TEST_F(FakeApiServerTest, InjectedFailuresAnswerAStatus) {
+  server_.failNextRequests(1, 503);
+  EXPECT_EQ(rawRequest(server_.port(), "GET", "/api/v1/pods").status, 503);
+  EXPECT_EQ(rawRequest(server_.port(), "GET", "/api/v1/pods").status, 200);
+}
+
+}  // namespace
+}  // namespace fakeapi

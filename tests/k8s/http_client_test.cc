@@ -1,0 +1,241 @@
+// The libcurl client against the fake API server over real TLS, with certificates made at test
+// time.
+#include "k8s/http_client.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "tests/fakeapi/fake_api_server.h"
+#include "tests/fakeapi/test_certs.h"
+#include "tests/support/e2e_guard.h"
+
+namespace k8s {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+class HttpClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fakeapi::makeTempDir("http-client");
+    ASSERT_FALSE(dir_.empty());
+    auto certs = fakeapi::generateTestCertificates(dir_);
+    E2E_REQUIRE(certs.ok(),
+                "the openssl CLI makes the test certificates: " + certs.status().ToString());
+    certs_ = *certs;
+  }
+
+  std::unique_ptr<fakeapi::FakeApiServer> startServer(const std::string& token,
+                                                      bool client_certs = false) {
+    fakeapi::FakeApiServerOptions options;
+    options.tls = true;
+    options.cert_file = certs_.server_cert;
+    options.key_file = certs_.server_key;
+    options.token = token;
+    if (client_certs) options.client_ca_file = certs_.ca_cert;
+    auto server = std::make_unique<fakeapi::FakeApiServer>(options);
+    EXPECT_TRUE(server->start().ok());
+    return server;
+  }
+
+  ClusterConfig configFor(const fakeapi::FakeApiServer& server) {
+    ClusterConfig config;
+    config.server = server.url();
+    config.ca_file = certs_.ca_cert;
+    return config;
+  }
+
+  void writeToken(const std::string& token) { std::ofstream(dir_ + "/token") << token << "\n"; }
+
+  std::string dir_;
+  fakeapi::TestCertificates certs_;
+};
+
+TEST_F(HttpClientTest, TlsWithCaFileAndToken) {
+  auto server = startServer("s3cret");
+  ClusterConfig config = configFor(*server);
+  config.token = "s3cret";
+  HttpClient client(config);
+  auto response = client.request("GET", "/api/v1/pods");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(nlohmann::json::parse(response->body)["kind"], "PodList");
+  EXPECT_EQ(server->requests().back().authorization, "Bearer s3cret");
+}
+
+TEST_F(HttpClientTest, TlsWithCaDataAndClientCertificateData) {
+  auto server = startServer("", /*client_certs=*/true);
+  ClusterConfig config;
+  config.server = server->url();
+  config.ca_data = readFile(certs_.ca_cert);
+  config.client_cert_data = readFile(certs_.client_cert);
+  config.client_key_data = readFile(certs_.client_key);
+  HttpClient client(config);
+  auto response = client.request("GET", "/api/v1/pods");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200);
+}
+
+TEST_F(HttpClientTest, ClientCertificateFiles) {
+  auto server = startServer("", /*client_certs=*/true);
+  ClusterConfig config = configFor(*server);
+  config.client_cert_file = certs_.client_cert;
+  config.client_key_file = certs_.client_key;
+  EXPECT_EQ(HttpClient(config).request("GET", "/api/v1/pods")->status, 200);
+  // Without one, the TLS handshake is refused.
+  EXPECT_FALSE(HttpClient(configFor(*server)).request("GET", "/api/v1/pods").ok());
+}
+
+TEST_F(HttpClientTest, AServerSignedByAnotherCaIsRefusedUnlessInsecure) {
+  auto server = startServer("");
+  ClusterConfig config = configFor(*server);
+  config.ca_file = certs_.other_ca_cert;
+  auto refused = HttpClient(config).request("GET", "/api/v1/pods");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  config.insecure_skip_tls_verify = true;
+  EXPECT_EQ(HttpClient(config).request("GET", "/api/v1/pods")->status, 200);
+}
+
+TEST_F(HttpClientTest, A401ReReadsTheTokenFileAndRetries) {
+  auto server = startServer("old");
+  writeToken("old");
+  ClusterConfig config = configFor(*server);
+  config.token_file = dir_ + "/token";
+  HttpClient client(config);
+  EXPECT_EQ(client.request("GET", "/api/v1/pods")->status, 200);
+  // The kubelet rotated the token: the server only takes the new one from now on.
+  writeToken("new");
+  server->setToken("new");
+  auto response = client.request("GET", "/api/v1/pods");
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->status, 200);
+  const auto requests = server->requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[1].authorization, "Bearer old");
+  EXPECT_EQ(requests[2].authorization, "Bearer new");
+}
+
+TEST_F(HttpClientTest, ARotatedTokenFileIsUsedWithoutWaitingForA401) {
+  auto server = startServer("");
+  writeToken("first");
+  ClusterConfig config = configFor(*server);
+  config.token_file = dir_ + "/token";
+  HttpClient::Options options;
+  options.token_refresh = std::chrono::milliseconds(0);  // re-read before every request
+  HttpClient client(config, options);
+  ASSERT_TRUE(client.request("GET", "/api/v1/pods").ok());
+  writeToken("second");
+  ASSERT_TRUE(client.request("GET", "/api/v1/pods").ok());
+  const auto requests = server->requests();
+  EXPECT_EQ(requests[0].authorization, "Bearer first");
+  EXPECT_EQ(requests[1].authorization, "Bearer second");
+}
+
+TEST_F(HttpClientTest, AWrongStaticTokenIsUnauthenticated) {
+  auto server = startServer("right");
+  ClusterConfig config = configFor(*server);
+  config.token = "wrong";
+  auto response = HttpClient(config).request("GET", "/api/v1/pods");
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->status, 401);
+  const absl::Status error = apiError(*response);
+  EXPECT_EQ(error.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(error.message(), "HTTP 401 Unauthorized: Unauthorized");
+  EXPECT_EQ(server->requests().size(), 1u);  // nothing to re-read: no retry
+}
+
+TEST_F(HttpClientTest, StreamDeliversBytesAsTheyArrive) {
+  auto server = startServer("");
+  HttpClient client(configFor(*server));
+  const uint64_t from = server->resourceVersion();
+  Cancellation cancel;
+  std::string received;
+  std::thread writer([&] {
+    server->waitForOpenWatches(1, 10s);
+    server->createPod("rec", "web-0", "lab-node");
+  });
+  auto response = client.stream(
+      "/api/v1/pods?watch=true&resourceVersion=" + std::to_string(from),
+      [&](std::string_view bytes) {
+        received.append(bytes);
+        return received.find('\n') == std::string::npos;  // stop after the first event
+      },
+      30s, &cancel);
+  writer.join();
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kAborted);
+  EXPECT_NE(received.find("\"ADDED\""), std::string::npos);
+}
+
+TEST_F(HttpClientTest, CancelStopsAnIdleStreamAtOnce) {
+  auto server = startServer("");
+  HttpClient client(configFor(*server));
+  Cancellation cancel;
+  std::chrono::steady_clock::time_point cancelled_at;
+  std::thread canceller([&] {
+    server->waitForOpenWatches(1, 10s);
+    cancelled_at = std::chrono::steady_clock::now();
+    cancel.cancel();
+  });
+  auto response = client.stream(
+      "/api/v1/pods?watch=true&resourceVersion=" + std::to_string(server->resourceVersion()),
+      [](std::string_view) { return true; }, 60s, &cancel);
+  const auto returned_at = std::chrono::steady_clock::now();
+  canceller.join();
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kCancelled);
+  // curl's own poll would wait up to a second; the wake-up makes it immediate.
+  EXPECT_LT(returned_at - cancelled_at, 200ms);
+}
+
+TEST_F(HttpClientTest, AStreamPastItsTimeoutIsGivenUp) {
+  auto server = startServer("");
+  HttpClient client(configFor(*server));
+  Cancellation cancel;
+  auto response = client.stream(
+      "/api/v1/pods?watch=true&resourceVersion=" + std::to_string(server->resourceVersion()),
+      [](std::string_view) { return true; }, 300ms, &cancel);
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST_F(HttpClientTest, AnErrorAnswerOfAStreamIsItsBody) {
+  auto server = startServer("");
+  server->compact();
+  server->setWatchExpiry(fakeapi::WatchExpiry::kHttpGone);
+  HttpClient client(configFor(*server));
+  Cancellation cancel;
+  bool called = false;
+  auto response = client.stream(
+      "/api/v1/pods?watch=true&resourceVersion=1",
+      [&](std::string_view) {
+        called = true;
+        return true;
+      },
+      10s, &cancel);
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->status, 410);
+  EXPECT_FALSE(called);
+  EXPECT_EQ(apiError(*response).code(), absl::StatusCode::kOutOfRange);
+}
+
+TEST_F(HttpClientTest, NothingListeningIsUnavailable) {
+  auto server = startServer("");
+  ClusterConfig config = configFor(*server);
+  server->stop();
+  auto response = HttpClient(config).request("GET", "/api/v1/pods");
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace k8s

@@ -1,0 +1,361 @@
+// The informer against the fake API server: each change of this node's Pods reaches the handler
+// once and in order, whatever happens to the connection and the server.
+#include "k8s/pod_informer.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/fakeapi/fake_api_server.h"
+#include "tests/fakeapi/test_certs.h"
+#include "tests/k8s/recording_handler.h"
+#include "tests/support/e2e_guard.h"
+
+namespace k8s {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
+using ::testing::UnorderedElementsAre;
+
+constexpr char kNode[] = "lab-node";
+
+class PodInformerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(server_.start().ok()); }
+  void TearDown() override {
+    if (informer_) informer_->stop();
+  }
+
+  PodInformerOptions options() {
+    PodInformerOptions o;
+    o.node_name = kNode;
+    o.page_size = 2;
+    o.min_watch_timeout = 60s;
+    o.initial_backoff = 5ms;
+    o.max_backoff = 100ms;
+    return o;
+  }
+
+  void startInformer(PodInformerOptions o) {
+    ClusterConfig config;
+    config.server = server_.url();
+    informer_ = std::make_unique<PodInformer>(config, std::move(o), &handler_);
+    informer_->start();
+  }
+
+  // Starts the informer and waits for its first list and its watch. The handler calls of the
+  // first list move to initial_calls_.
+  void startSynced() {
+    startInformer(options());
+    ASSERT_TRUE(informer_->waitForSync(10s));
+    ASSERT_TRUE(server_.waitForOpenWatches(1, 10s));
+    initial_calls_ = handler_.calls();
+    handler_.clear();
+  }
+
+  // Waits for exactly `expected` handler calls from now on, then checks nothing more came
+  // after a marker Pod that the watch delivers last.
+  void expectCalls(const std::vector<std::string>& expected) {
+    server_.createPod("zz", "marker-" + std::to_string(++markers_), kNode);
+    const std::string marker = "add zz/marker-" + std::to_string(markers_);
+    std::vector<std::string> all = expected;
+    all.push_back(marker);
+    ASSERT_TRUE(handler_.waitForCalls(all.size())) << ::testing::PrintToString(handler_.calls());
+    EXPECT_THAT(handler_.calls(), ElementsAreArray(all));
+    handler_.clear();
+  }
+
+  std::vector<fakeapi::RecordedRequest> watchRequests() {
+    std::vector<fakeapi::RecordedRequest> watches;
+    for (auto& request : server_.requests()) {
+      if (request.params.count("watch") != 0) watches.push_back(request);
+    }
+    return watches;
+  }
+
+  fakeapi::FakeApiServer server_;
+  k8stest::RecordingHandler handler_;
+  std::unique_ptr<PodInformer> informer_;
+  std::vector<std::string> initial_calls_;
+  int markers_ = 0;
+};
+
+TEST_F(PodInformerTest, FirstListHasOnlyThisNodesPodsOverSeveralPages) {
+  server_.createPod("rec", "web-0", kNode);
+  server_.createPod("rec", "web-1", kNode);
+  server_.createPod("rec", "web-2", kNode, {{"tcpdump.antrea.io", "2"}});
+  server_.createPod("rec", "other-0", "other-node");
+  server_.createPod("rec", "other-1", "other-node");
+  startSynced();
+  EXPECT_TRUE(informer_->hasSynced());
+  EXPECT_THAT(initial_calls_,
+              UnorderedElementsAre("add rec/web-0", "add rec/web-1", "add rec/web-2"));
+  int pages = 0;
+  for (const auto& request : server_.requests()) {
+    if (request.params.count("watch") == 0) {
+      ++pages;
+      EXPECT_EQ(request.params.at("fieldSelector"), "spec.nodeName=lab-node");
+      EXPECT_EQ(request.params.at("limit"), "2");
+    }
+  }
+  EXPECT_EQ(pages, 2);
+  const auto watch = watchRequests().at(0);
+  EXPECT_EQ(watch.params.at("allowWatchBookmarks"), "true");
+  EXPECT_EQ(watch.params.at("resourceVersion"), std::to_string(server_.resourceVersion()));
+  const int timeout = std::stoi(watch.params.at("timeoutSeconds"));
+  EXPECT_GE(timeout, 60);
+  EXPECT_LT(timeout, 120);
+
+  auto pod = informer_->list();
+  EXPECT_EQ(pod.size(), 3u);
+  const std::string uid = server_.pod("rec", "web-2")->at("metadata").at("uid");
+  ASSERT_TRUE(informer_->get(uid));
+  EXPECT_EQ(informer_->get(uid)->annotations.at("tcpdump.antrea.io"), "2");
+  EXPECT_FALSE(informer_->get("no-such-uid"));
+}
+
+TEST_F(PodInformerTest, EachChangeOnceAndInOrder) {
+  startSynced();
+  server_.createPod("rec", "web-0", kNode);
+  server_.createPod("rec", "elsewhere", "other-node");
+  server_.setAnnotation("rec", "web-0", "tcpdump.antrea.io", "3");
+  server_.setAnnotation("rec", "elsewhere", "tcpdump.antrea.io", "3");
+  server_.setAnnotation("rec", "web-0", "tcpdump.antrea.io", "4");
+  server_.removeAnnotation("rec", "web-0", "tcpdump.antrea.io");
+  server_.markTerminating("rec", "web-0");
+  server_.deletePod("rec", "web-0");
+  expectCalls({"add rec/web-0", "update rec/web-0 +tcpdump.antrea.io=3",
+               "update rec/web-0 +tcpdump.antrea.io=4", "update rec/web-0 -tcpdump.antrea.io",
+               "update rec/web-0 terminating", "delete rec/web-0"});
+  const PodInformerStats stats = informer_->stats();
+  EXPECT_EQ(stats.lists, 1u);
+  EXPECT_EQ(stats.relists, 0u);
+  EXPECT_EQ(stats.watch_reconnects, 0u);
+  EXPECT_EQ(stats.events_received, 7u);
+  EXPECT_TRUE(stats.last_sync.has_value());
+}
+
+TEST_F(PodInformerTest, DroppedConnectionResumesFromTheLastVersion) {
+  server_.createPod("rec", "web-0", kNode);
+  startSynced();
+  server_.setAnnotation("rec", "web-0", "a", "1");
+  expectCalls({"update rec/web-0 +a=1"});
+  const uint64_t seen = server_.resourceVersion();
+  server_.dropWatches();
+  server_.setAnnotation("rec", "web-0", "a", "2");  // maybe before the new watch, maybe after
+  expectCalls({"update rec/web-0 +a=2"});
+  const auto watches = watchRequests();
+  ASSERT_GE(watches.size(), 2u);
+  EXPECT_EQ(watches[1].params.at("resourceVersion"), std::to_string(seen));
+  EXPECT_EQ(informer_->stats().relists, 0u);
+  EXPECT_GE(informer_->stats().watch_reconnects, 1u);
+}
+
+TEST_F(PodInformerTest, AnEventCutMidwayIsDeliveredOnceAfterTheResume) {
+  server_.createPod("rec", "web-0", kNode);
+  startSynced();
+  server_.cutNextEvent();
+  server_.setAnnotation("rec", "web-0", "a", "1");
+  expectCalls({"update rec/web-0 +a=1"});
+  EXPECT_EQ(informer_->stats().relists, 0u);
+  EXPECT_GE(informer_->stats().watch_reconnects, 1u);
+}
+
+TEST_F(PodInformerTest, OneByteChunks) {
+  startSynced();
+  server_.setChunkSize(1);
+  server_.createPod("rec", "web-0", kNode);
+  server_.setAnnotation("rec", "web-0", "a", "1");
+  expectCalls({"add rec/web-0", "update rec/web-0 +a=1"});
+}
+
+class PodInformerExpiryTest : public PodInformerTest,
+                              public ::testing::WithParamInterface<fakeapi::WatchExpiry> {};
+
+TEST_P(PodInformerExpiryTest, ChangesWhileDownAndCompactedAreRelistedAsDifferences) {
+  server_.createPod("rec", "stays", kNode);
+  server_.createPod("rec", "changes", kNode);
+  server_.createPod("rec", "goes", kNode);
+  startSynced();
+  server_.setWatchExpiry(GetParam());
+  server_.stop();
+  server_.deletePod("rec", "goes");
+  server_.setAnnotation("rec", "changes", "tcpdump.antrea.io", "1");
+  server_.createPod("rec", "comes", kNode);
+  server_.compact();  // the informer's version is gone: it must list again
+  ASSERT_TRUE(server_.start(server_.port()).ok());
+  ASSERT_TRUE(handler_.waitForCalls(3));
+  EXPECT_THAT(
+      handler_.calls(),
+      ElementsAre("delete rec/goes", "update rec/changes +tcpdump.antrea.io=1", "add rec/comes"));
+  handler_.clear();
+  expectCalls({});
+  EXPECT_EQ(informer_->stats().relists, 1u);
+  EXPECT_EQ(informer_->list().size(), 3u + 1u);  // and the marker
+}
+
+INSTANTIATE_TEST_SUITE_P(BothForms, PodInformerExpiryTest,
+                         ::testing::Values(fakeapi::WatchExpiry::kErrorEvent,
+                                           fakeapi::WatchExpiry::kHttpGone),
+                         [](const auto& info) {
+                           return info.param == fakeapi::WatchExpiry::kErrorEvent
+                                      ? "ErrorEventInTheStream"
+                                      : "Http410";
+                         });
+
+TEST_F(PodInformerTest, RestartWithoutCompactionResumesTheWatch) {
+  server_.createPod("rec", "web-0", kNode);
+  startSynced();
+  server_.stop();
+  server_.setAnnotation("rec", "web-0", "a", "1");
+  server_.createPod("rec", "web-1", kNode);
+  server_.deletePod("rec", "web-0");
+  ASSERT_TRUE(server_.start(server_.port()).ok());
+  expectCalls({"update rec/web-0 +a=1", "add rec/web-1", "delete rec/web-0"});
+  EXPECT_EQ(informer_->stats().relists, 0u);
+}
+
+TEST_F(PodInformerTest, MalformedLineMakesItRelistAndGoOn) {
+  server_.createPod("rec", "web-0", kNode);
+  startSynced();
+  server_.injectWatchLine("{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Pod\",");
+  ASSERT_TRUE(k8stest::eventually([&] { return informer_->stats().relists == 1; }));
+  server_.setAnnotation("rec", "web-0", "a", "1");
+  expectCalls({"update rec/web-0 +a=1"});  // the relist itself changed nothing
+}
+
+TEST_F(PodInformerTest, UnexpectedKindMakesItRelistAndGoOn) {
+  startSynced();
+  server_.injectWatchLine(
+      R"({"type":"ADDED","object":{"kind":"Service","apiVersion":"v1","metadata":{"name":"s"}}})");
+  ASSERT_TRUE(k8stest::eventually([&] { return informer_->stats().relists == 1; }));
+  server_.createPod("rec", "web-0", kNode);
+  expectCalls({"add rec/web-0"});
+}
+
+TEST_F(PodInformerTest, BookmarkMovesTheResumeVersion) {
+  startSynced();
+  server_.createPod("rec", "elsewhere", "other-node");  // moves the version, not for us
+  const uint64_t bookmarked = server_.resourceVersion();
+  const uint64_t events_before = informer_->stats().events_received;
+  server_.sendBookmark();
+  ASSERT_TRUE(
+      k8stest::eventually([&] { return informer_->stats().events_received > events_before; }));
+  server_.dropWatches();
+  ASSERT_TRUE(k8stest::eventually([&] { return watchRequests().size() >= 2; }));
+  EXPECT_EQ(watchRequests()[1].params.at("resourceVersion"), std::to_string(bookmarked));
+  expectCalls({});
+}
+
+TEST_F(PodInformerTest, StopIsPromptInAnIdleWatch) {
+  startSynced();
+  const auto before = std::chrono::steady_clock::now();
+  informer_->stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 500ms);
+}
+
+TEST_F(PodInformerTest, StopIsPromptWhileTheServerStalls) {
+  server_.setStalled(true);
+  startInformer(options());
+  ASSERT_TRUE(k8stest::eventually([&] { return server_.stalledRequests() == 1; }));
+  const auto before = std::chrono::steady_clock::now();
+  informer_->stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 500ms);
+  EXPECT_FALSE(informer_->hasSynced());
+  server_.setStalled(false);
+}
+
+TEST_F(PodInformerTest, WaitsForAnUnreachableServerAndSyncsWhenItComes) {
+  server_.createPod("rec", "web-0", kNode);
+  server_.stop();
+  startInformer(options());
+  EXPECT_FALSE(informer_->waitForSync(100ms));
+  ASSERT_TRUE(server_.start(server_.port()).ok());
+  ASSERT_TRUE(informer_->waitForSync(10s));
+  EXPECT_THAT(handler_.calls(), ElementsAre("add rec/web-0"));
+}
+
+TEST_F(PodInformerTest, ServerErrorsAreRetried) {
+  server_.createPod("rec", "web-0", kNode);
+  server_.failNextRequests(3, 500);
+  startSynced();
+  EXPECT_THAT(initial_calls_, ElementsAre("add rec/web-0"));
+}
+
+// A slow handler must not hold the stream: the watcher keeps reading while it blocks.
+TEST_F(PodInformerTest, ASlowHandlerDoesNotStallTheStream) {
+  class BlockingHandler : public k8stest::RecordingHandler {
+   public:
+    void onAdd(const Pod& pod) override {
+      std::unique_lock lock(mutex_);
+      released_.wait(lock, [&] { return released; });
+      RecordingHandler::onAdd(pod);
+    }
+    std::mutex mutex_;
+    std::condition_variable released_;
+    bool released = false;
+  } blocking;
+  ClusterConfig config;
+  config.server = server_.url();
+  PodInformer informer(config, options(), &blocking);
+  server_.createPod("rec", "web-0", kNode);
+  informer.start();
+  ASSERT_TRUE(server_.waitForOpenWatches(1, 10s));  // listed, and watching: handler still blocked
+  const uint64_t before = informer.stats().events_received;
+  for (int i = 0; i < 20; ++i) server_.createPod("rec", "more-" + std::to_string(i), kNode);
+  ASSERT_TRUE(k8stest::eventually([&] { return informer.stats().events_received == before + 20; }));
+  EXPECT_TRUE(blocking.calls().empty());
+  {
+    std::lock_guard lock(blocking.mutex_);
+    blocking.released = true;
+  }
+  blocking.released_.notify_all();
+  ASSERT_TRUE(blocking.waitForCalls(21));
+  informer.stop();
+}
+
+TEST(PodInformerTlsTest, TlsWithCaFileAndARotatedTokenFile) {
+  const std::string dir = fakeapi::makeTempDir("informer-tls");
+  auto certs = fakeapi::generateTestCertificates(dir);
+  E2E_REQUIRE(certs.ok(), "the openssl CLI makes the test certificates");
+  fakeapi::FakeApiServerOptions server_options;
+  server_options.tls = true;
+  server_options.cert_file = certs->server_cert;
+  server_options.key_file = certs->server_key;
+  server_options.token = "one";
+  fakeapi::FakeApiServer server(server_options);
+  ASSERT_TRUE(server.start().ok());
+  std::ofstream(dir + "/token") << "one";
+
+  ClusterConfig config;
+  config.server = server.url();
+  config.ca_file = certs->ca_cert;
+  config.token_file = dir + "/token";
+  k8stest::RecordingHandler handler;
+  PodInformerOptions options;
+  options.node_name = kNode;
+  options.initial_backoff = 5ms;
+  options.max_backoff = 50ms;
+  PodInformer informer(config, options, &handler);
+  server.createPod("rec", "web-0", kNode);
+  informer.start();
+  ASSERT_TRUE(informer.waitForSync(10s));
+  ASSERT_TRUE(server.waitForOpenWatches(1, 10s));
+
+  // The token rotates; the watch is cut; the next watch gets a 401, re-reads the file, resumes.
+  std::ofstream(dir + "/token") << "two";
+  server.setToken("two");
+  server.dropWatches();
+  server.setAnnotation("rec", "web-0", "a", "1");
+  ASSERT_TRUE(handler.waitForCalls(2));
+  EXPECT_THAT(handler.calls(), ElementsAre("add rec/web-0", "update rec/web-0 +a=1"));
+  EXPECT_EQ(informer.stats().relists, 0u);
+  EXPECT_EQ(server.requests().back().authorization, "Bearer two");
+  informer.stop();
+}
+
+}  // namespace
+}  // namespace k8s
