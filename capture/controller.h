@@ -20,13 +20,12 @@ namespace capture {
 // sandbox the kubelet replaced is noticed without any API change.
 //
 // Wiring, in this order:
-//   auto tcpdump = capture::probeTcpdump(path);            // once, at start-up
+//   options.tcpdump = *capture::probeTcpdump(path);   // once, at start-up
 //   auto launcher = capture::NetnsLauncher::create({});
-//   capture::Controller controller(options, resolver, informer /*PodLister*/, recorder,
-//                                  *launcher);
-//   informer.addHandler(&controller); informer.waitForSync();
-//   controller.start();                                   // after the cache has synced
-//   ... on SIGTERM: informer stops, then controller.stop(), then the event recorder flushes.
+//   capture::Controller controller(options, resolver, pod_lister, event_sink, **launcher);
+//   register `controller` as the informer's PodEventHandler, wait for the cache to sync,
+//   controller.start();
+//   on SIGTERM: stop the informer, controller.stop(), then flush the Events.
 class Controller : public k8s::PodEventHandler {
  public:
   Controller(CaptureOptions options, cri::SandboxResolver& resolver, k8s::PodLister& pods,

@@ -116,8 +116,10 @@ std::optional<Duration> Reconciler::reconcile(const std::string& pod_uid) {
   if (it == records_.end()) {
     auto created = createRecord(*pod);
     if (!created.ok()) {
-      emit(k8s::referenceTo(*pod), k8s::EventType::kWarning, kReasonFailed,
-           std::string(created.status().message()));
+      Desire unnamed;
+      unnamed.notice_reason = kReasonFailed;
+      unnamed.notice = std::string(created.status().message());
+      noticeOnce(pod_uid, pod, unnamed);
       return std::nullopt;
     }
     it = *created;
