@@ -1,0 +1,76 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace capture {
+
+// The files of one capture, named after the Pod, and the directory that holds them.
+//
+// tcpdump -w <base> -W N -C size writes <base> followed by a rotation index zero-padded to the
+// width of N-1 (tcpdump's MakeFilename): N=3 gives capture-web.pcap0..2, N=11 gives
+// capture-web.pcap00..10, and N=1 gives capture-web.pcap with no suffix at all. So a file
+// belongs to a capture when its name is exactly the base followed by digits only: the base
+// capture-web.pcap never matches capture-web-1.pcap0 (the Pod web-1).
+//
+// Which base a Pod gets (decided by the reconciler, in this order):
+//  - capture-<pod>.pcap, when no other Pod on the node holds it;
+//  - capture-<namespace>_<pod>.pcap, when a Pod of the same name in another namespace already
+//    holds the plain one (the first capture keeps its name). '_' cannot occur in Kubernetes
+//    names, so this cannot be any Pod's plain name;
+//  - capture-<prefix of pod>_<16 hex digits>.pcap, when the name would not fit in NAME_MAX
+//    (255 bytes) with the widest rotation suffix: Pod names reach 253 characters. The hex digits
+//    are a stable hash (FNV-1a 64) of "<namespace>/<pod>", so the name is the same after a
+//    restart and differs between namespaces; the prefix is longer than any namespace (63), so
+//    it cannot equal a <namespace>_<pod> name either.
+// Every name ends in .pcap plus digits, which distribution AppArmor profiles for tcpdump allow.
+
+inline constexpr absl::string_view kCaptureFilePrefix = "capture-";
+inline constexpr absl::string_view kCaptureFileSuffix = ".pcap";
+
+// How many digits tcpdump appends for -W files: the digits of files-1 (0 when files is 1).
+int rotationSuffixWidth(int files);
+
+std::string plainFileBase(absl::string_view pod_namespace, absl::string_view pod_name,
+                          int max_files);
+std::string qualifiedFileBase(absl::string_view pod_namespace, absl::string_view pod_name,
+                              int max_files);
+
+// The names tcpdump -W files writes for this base, in rotation order.
+std::vector<std::string> rotationFileNames(absl::string_view base, int files);
+
+// Exactly `base` followed by nothing but digits.
+bool isFileOfCapture(absl::string_view base, absl::string_view file_name);
+// Any name a capture could write: capture-<something>.pcap followed by nothing but digits.
+bool isCaptureFileName(absl::string_view file_name);
+
+class CaptureFiles {
+ public:
+  explicit CaptureFiles(std::string dir);
+
+  const std::string& dir() const { return dir_; }
+  std::string pathOf(absl::string_view file_name) const;
+
+  // Names (not paths) in the directory, sorted.
+  absl::StatusOr<std::vector<std::string>> filesOf(absl::string_view base) const;
+  absl::StatusOr<std::vector<std::string>> allCaptureFiles() const;
+
+  // Deletes the files and returns the names it deleted. A file that vanished meanwhile is not
+  // an error; any other failure is, after trying every file.
+  absl::StatusOr<std::vector<std::string>> removeFilesOf(absl::string_view base) const;
+  absl::StatusOr<std::vector<std::string>> removeCaptureFilesExcept(
+      const absl::flat_hash_set<std::string>& keep) const;
+
+ private:
+  template <typename Match>
+  absl::StatusOr<std::vector<std::string>> list(const Match& match) const;
+  absl::StatusOr<std::vector<std::string>> remove(const std::vector<std::string>& names) const;
+
+  std::string dir_;
+};
+
+}  // namespace capture

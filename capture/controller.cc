@@ -1,0 +1,113 @@
+#include "capture/controller.h"
+
+#include <exception>
+
+#include "glog/logging.h"
+
+namespace capture {
+
+const Clock& Controller::defaultClock() {
+  static const SteadyClock clock;
+  return clock;
+}
+
+Controller::Controller(CaptureOptions options, cri::SandboxResolver& resolver, k8s::PodLister& pods,
+                       k8s::EventSink& events, ProcessLauncher& launcher, const Clock& clock)
+    : resync_period_(options.resync_period),
+      launcher_(launcher),
+      reconciler_(std::move(options), resolver, pods, events, launcher, clock) {}
+
+Controller::~Controller() { stop(); }
+
+absl::Status Controller::start() {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  if (worker_.joinable() || queue_.shuttingDown()) {
+    return absl::FailedPreconditionError("a controller starts once");
+  }
+  if (absl::Status status = reconciler_.adoptAndCleanUp(); !status.ok()) return status;
+  launcher_.setExitHandler([this](ProcessExit exit) { postExit(std::move(exit)); });
+  for (const std::string& uid : reconciler_.trackedPods()) queue_.add(uid);
+  publish();
+  worker_ = std::thread([this] { run(); });
+  return absl::OkStatus();
+}
+
+void Controller::stop() {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  if (!worker_.joinable()) return;
+  queue_.shutDown();
+  worker_.join();
+  launcher_.setExitHandler(nullptr);
+}
+
+void Controller::onAdd(const k8s::Pod& pod) { queue_.add(pod.uid); }
+
+void Controller::onUpdate(const k8s::Pod& old_pod, const k8s::Pod& new_pod) {
+  queue_.add(new_pod.uid);
+  if (old_pod.uid != new_pod.uid) queue_.add(old_pod.uid);
+}
+
+void Controller::onDelete(const k8s::Pod& pod) { queue_.add(pod.uid); }
+
+void Controller::postExit(ProcessExit exit) {
+  const std::string uid = exit.owner;
+  {
+    std::lock_guard<std::mutex> lock(exits_mu_);
+    exits_[uid].push_back(std::move(exit));
+  }
+  queue_.add(uid);
+}
+
+std::vector<ProcessExit> Controller::takeExits(const std::string& pod_uid) {
+  std::lock_guard<std::mutex> lock(exits_mu_);
+  auto it = exits_.find(pod_uid);
+  if (it == exits_.end()) return {};
+  std::vector<ProcessExit> exits = std::move(it->second);
+  exits_.erase(it);
+  return exits;
+}
+
+void Controller::run() {
+  auto next_resync = std::chrono::steady_clock::now() + resync_period_;
+  while (true) {
+    if (std::chrono::steady_clock::now() >= next_resync) {
+      for (const std::string& uid : reconciler_.trackedPods()) queue_.add(uid);
+      next_resync = std::chrono::steady_clock::now() + resync_period_;
+    }
+    std::optional<std::string> uid = queue_.get(next_resync);
+    if (queue_.shuttingDown()) break;
+    if (!uid) continue;
+    try {
+      for (const ProcessExit& exit : takeExits(*uid)) reconciler_.recordExit(exit);
+      if (std::optional<Duration> again = reconciler_.reconcile(*uid)) {
+        queue_.addAfter(*uid, *again);
+      }
+    } catch (const std::exception& e) {
+      LOG(ERROR) << "reconciling Pod " << *uid << ": " << e.what() << "; retrying in 1 s";
+      queue_.addAfter(*uid, std::chrono::seconds(1));
+    }
+    publish();
+  }
+  reconciler_.stopAll();
+  publish();
+}
+
+void Controller::publish() {
+  std::vector<CaptureStatus> captures = reconciler_.captures();
+  const CaptureStats stats = reconciler_.stats();
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  captures_ = std::move(captures);
+  stats_ = stats;
+}
+
+std::vector<CaptureStatus> Controller::captures() const {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  return captures_;
+}
+
+CaptureStats Controller::stats() const {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  return stats_;
+}
+
+}  // namespace capture

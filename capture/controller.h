@@ -1,0 +1,73 @@
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "capture/reconciler.h"
+#include "capture/work_queue.h"
+#include "k8s/pod.h"
+
+namespace capture {
+
+// The capture engine: a k8s::PodEventHandler whose every change enqueues the Pod's UID, and one
+// worker thread that reconciles UIDs one at a time (see Reconciler for what it does). Other
+// threads only post: informer callbacks enqueue UIDs, tcpdump exits arrive from the launcher's
+// reaper. A resync every `resync_period` re-enqueues every Pod that has a capture, so a
+// sandbox the kubelet replaced is noticed without any API change.
+//
+// Wiring, in this order:
+//   options.tcpdump = *capture::probeTcpdump(path);   // once, at start-up
+//   auto launcher = capture::NetnsLauncher::create({});
+//   capture::Controller controller(options, resolver, pod_lister, event_sink, **launcher);
+//   register `controller` as the informer's PodEventHandler, wait for the cache to sync,
+//   controller.start();
+//   on SIGTERM: stop the informer, controller.stop(), then flush the Events.
+class Controller : public k8s::PodEventHandler {
+ public:
+  Controller(CaptureOptions options, cri::SandboxResolver& resolver, k8s::PodLister& pods,
+             k8s::EventSink& events, ProcessLauncher& launcher,
+             const Clock& clock = defaultClock());
+  ~Controller() override;  // stop()
+
+  // Deletes capture files that no wanted capture owns, queues every Pod in the cache and
+  // starts the worker. Fails when the capture directory cannot be listed.
+  absl::Status start();
+  // Stops every tcpdump cleanly (files stay for the next start) and the worker. Idempotent.
+  void stop();
+
+  void onAdd(const k8s::Pod& pod) override;
+  void onUpdate(const k8s::Pod& old_pod, const k8s::Pod& new_pod) override;
+  void onDelete(const k8s::Pod& pod) override;
+
+  // Snapshots, as of the last reconcile; safe from any thread.
+  std::vector<CaptureStatus> captures() const;
+  CaptureStats stats() const;
+
+ private:
+  static const Clock& defaultClock();
+  void run();
+  void postExit(ProcessExit exit);
+  std::vector<ProcessExit> takeExits(const std::string& pod_uid);
+  void publish();
+
+  const Duration resync_period_;
+  ProcessLauncher& launcher_;
+  Reconciler reconciler_;  // touched by the worker only (and by start() before it runs)
+  WorkQueue queue_;
+
+  std::mutex exits_mu_;
+  std::map<std::string, std::vector<ProcessExit>> exits_;  // by Pod UID
+
+  mutable std::mutex snapshot_mu_;
+  std::vector<CaptureStatus> captures_;
+  CaptureStats stats_;
+
+  std::mutex lifecycle_mu_;
+  std::thread worker_;
+};
+
+}  // namespace capture

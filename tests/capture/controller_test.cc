@@ -1,0 +1,254 @@
+#include "capture/controller.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "capture/netns_launcher.h"
+#include "capture/work_queue.h"
+#include "tests/capture/fakes.h"
+#include "tests/capture/netns_fixture.h"
+#include "tests/support/e2e_guard.h"
+
+namespace capture {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using testing::makePod;
+using testing::makeSandbox;
+using ::testing::SizeIs;
+using testing::waitFor;
+
+TEST(WorkQueue, HandsOutEachKeyOnceAndTheEarliestDueTimeWins) {
+  WorkQueue queue;
+  queue.addAfter("a", 1h);
+  queue.add("b");
+  queue.add("b");
+  queue.add("a");           // earlier than its queued time: moves up
+  queue.addAfter("b", 1h);  // later than its queued time: no change
+  EXPECT_EQ(queue.size(), 2u);
+  const auto soon = std::chrono::steady_clock::now() + 1s;
+  std::set<std::string> got = {*queue.get(soon), *queue.get(soon)};
+  EXPECT_EQ(got, (std::set<std::string>{"a", "b"}));
+  EXPECT_EQ(queue.get(std::chrono::steady_clock::now() + 10ms), std::nullopt);
+}
+
+TEST(WorkQueue, WaitsForADelayedKey) {
+  WorkQueue queue;
+  const auto start = std::chrono::steady_clock::now();
+  queue.addAfter("a", 30ms);
+  EXPECT_EQ(queue.get(start + 10s), "a");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 30ms);
+}
+
+TEST(WorkQueue, ShutDownWakesAWaitingWorker) {
+  WorkQueue queue;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(20ms);
+    queue.shutDown();
+  });
+  EXPECT_EQ(queue.get(std::chrono::steady_clock::now() + 1h), std::nullopt);
+  EXPECT_TRUE(queue.shuttingDown());
+  stopper.join();
+  queue.add("late");
+  EXPECT_EQ(queue.size(), 0u);
+}
+
+class ControllerTest : public ::testing::Test {
+ protected:
+  CaptureOptions options() const {
+    CaptureOptions o;
+    o.node_name = "node-1";
+    o.capture_dir = dir_.path();
+    o.resync_period = 50ms;
+    o.sandbox_retry = 20ms;
+    o.backoff_initial = 10ms;
+    o.backoff_max = 40ms;
+    return o;
+  }
+  std::unique_ptr<Controller> makeController() {
+    return std::make_unique<Controller>(options(), resolver_, pods_, events_, launcher_);
+  }
+  bool running(const std::string& uid) { return launcher_.runningFor(uid).has_value(); }
+
+  // Starts a controller and adds the annotated Pod web (uid-1) with a READY sandbox s1, as the
+  // informer would; waits until its tcpdump runs.
+  std::unique_ptr<Controller> startWithRunningCapture(const k8s::Pod& pod) {
+    auto controller = makeController();
+    EXPECT_TRUE(controller->start().ok());
+    resolver_.set(pod.uid, makeSandbox("s1", "/var/run/netns/cni-s1"));
+    pods_.set(pod);
+    controller->onAdd(pod);
+    EXPECT_TRUE(waitFor([&] { return running(pod.uid); }));
+    return controller;
+  }
+
+  testing::TempDir dir_;
+  testing::FakePodLister pods_;
+  testing::FakeResolver resolver_;
+  testing::FakeEventSink events_;
+  testing::FakeLauncher launcher_;
+};
+
+TEST_F(ControllerTest, PodEventsStartAndStopCaptures) {
+  const k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+  auto controller = startWithRunningCapture(pod);
+  ASSERT_TRUE(waitFor([&] { return controller->stats().active == 1; }));
+  const auto captures = controller->captures();
+  ASSERT_THAT(captures, SizeIs(1));
+  EXPECT_EQ(captures[0].pod_name, "web");
+  EXPECT_EQ(captures[0].state, CaptureState::kRunning);
+
+  pods_.remove("uid-1");
+  controller->onDelete(pod);
+  ASSERT_TRUE(waitFor([&] { return !running("uid-1"); }));
+  ASSERT_TRUE(waitFor([&] { return controller->stats().stopped == 1; }));
+  EXPECT_THAT(controller->captures(), IsEmpty());
+  EXPECT_THAT(events_.reasons(), ::testing::ElementsAre(kReasonStarted, kReasonStopped));
+}
+
+TEST_F(ControllerTest, AnUpdateRestartsWithTheNewFileCount) {
+  const k8s::Pod before = makePod("uid-1", "default", "web", "2");
+  auto controller = startWithRunningCapture(before);
+  const k8s::Pod after = makePod("uid-1", "default", "web", "4");
+  pods_.set(after);
+  controller->onUpdate(before, after);
+  ASSERT_TRUE(waitFor([&] { return controller->stats().restarts == 1; }));
+  EXPECT_EQ(launcher_.starts().back().argv[4], "4");
+}
+
+TEST_F(ControllerTest, AnExitReportedFromTheLaunchersThreadIsRestarted) {
+  const k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+  auto controller = startWithRunningCapture(pod);
+  const ProcessId first = *launcher_.runningFor("uid-1");
+  std::thread reaper([&] { launcher_.exit(first, ExitStatus{2, 0}, "oops", /*notify=*/true); });
+  reaper.join();
+  ASSERT_TRUE(waitFor([&] {
+    auto id = launcher_.runningFor("uid-1");
+    return id && *id != first;
+  }));
+  EXPECT_THAT(events_.withReason(kReasonFailed)[0].message,
+              AllOf(HasSubstr("exited with status 2"), HasSubstr("oops")));
+  ASSERT_TRUE(waitFor([&] { return controller->stats().restarts == 1; }));
+  EXPECT_EQ(controller->stats().failed, 1u);
+}
+
+TEST_F(ControllerTest, ResyncNoticesAReplacedSandboxWithoutAnyPodEvent) {
+  const k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+  auto controller = startWithRunningCapture(pod);
+  resolver_.set("uid-1", makeSandbox("s2", "/var/run/netns/cni-s2"));  // the kubelet's doing
+  ASSERT_TRUE(waitFor([&] {
+    return !launcher_.running().empty() &&
+           launcher_.running().begin()->second.netns_path == "/var/run/netns/cni-s2";
+  }));
+  EXPECT_THAT(events_.withReason(kReasonRestarted)[0].message,
+              HasSubstr("sandbox changed from s1 to s2"));
+}
+
+TEST_F(ControllerTest, APodWaitingForItsSandboxStartsWhenItIsReady) {
+  auto controller = makeController();
+  ASSERT_TRUE(controller->start().ok());
+  const k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+  pods_.set(pod);
+  controller->onAdd(pod);
+  ASSERT_TRUE(waitFor([&] { return resolver_.calls() >= 3; }));  // retried on its own
+  EXPECT_FALSE(running("uid-1"));
+  resolver_.set("uid-1", makeSandbox("s1", "/var/run/netns/cni-s1"));
+  ASSERT_TRUE(waitFor([&] { return running("uid-1"); }));
+}
+
+TEST_F(ControllerTest, StartCleansUpAndPicksUpPodsAlreadyInTheCache) {
+  dir_.touch("capture-old.pcap0");
+  dir_.touch("capture-web.pcap0");
+  pods_.set(makePod("uid-1", "default", "web", "2"));
+  resolver_.set("uid-1", makeSandbox("s1", "/var/run/netns/cni-s1"));
+  auto controller = makeController();
+  ASSERT_TRUE(controller->start().ok());
+  EXPECT_EQ(dir_.names(), (std::set<std::string>{"capture-web.pcap0"}));
+  ASSERT_TRUE(waitFor([&] { return running("uid-1"); }));  // no Pod event needed
+  EXPECT_FALSE(controller->start().ok());                  // once only
+}
+
+TEST_F(ControllerTest, StartFailsWithoutTheCaptureDirectory) {
+  CaptureOptions o = options();
+  o.capture_dir = dir_.file("missing");
+  Controller controller(o, resolver_, pods_, events_, launcher_);
+  EXPECT_FALSE(controller.start().ok());
+}
+
+TEST_F(ControllerTest, StopEndsEveryTcpdumpAndKeepsTheFiles) {
+  auto controller = makeController();
+  ASSERT_TRUE(controller->start().ok());
+  for (const char* uid : {"uid-1", "uid-2"}) {
+    const k8s::Pod pod = makePod(uid, "default", std::string("web-") + uid, "2");
+    resolver_.set(uid, makeSandbox(std::string("s-") + uid, "/var/run/netns/x"));
+    pods_.set(pod);
+    controller->onAdd(pod);
+  }
+  ASSERT_TRUE(waitFor([&] { return launcher_.running().size() == 2; }));
+  dir_.touch("capture-web-uid-1.pcap0");
+  controller->stop();
+  EXPECT_THAT(launcher_.running(), IsEmpty());
+  EXPECT_THAT(launcher_.stops(), SizeIs(2));
+  EXPECT_EQ(controller->stats().active, 0);
+  EXPECT_EQ(dir_.names(), (std::set<std::string>{"capture-web-uid-1.pcap0"}));
+  controller->stop();  // idempotent
+}
+
+// The engine end to end on real parts, short of containerd and the API server: the real
+// launcher and tcpdump in a real network namespace, which a fake resolver reports as the Pod's.
+TEST(ControllerWithRealTcpdump, AnnotationStartsACaptureAndRemovingItDeletesTheFiles) {
+  E2E_REQUIRE_ROOT();
+  testing::TestNetns netns;
+  ASSERT_TRUE(netns.ok());
+  testing::TempDir dir;
+  testing::FakePodLister pods;
+  testing::FakeResolver resolver;
+  testing::FakeEventSink events;
+  auto tcpdump = probeTcpdump(kDefaultTcpdumpPath);
+  ASSERT_TRUE(tcpdump.ok()) << tcpdump.status();
+  auto launcher = NetnsLauncher::create({});
+  ASSERT_TRUE(launcher.ok());
+  CaptureOptions options;
+  options.node_name = "node-1";
+  options.capture_dir = dir.path();
+  options.tcpdump = *tcpdump;
+  Controller controller(options, resolver, pods, events, **launcher);
+  ASSERT_TRUE(controller.start().ok());
+
+  const k8s::Pod pod = makePod("uid-1", "default", "web", "3");
+  resolver.set("uid-1", makeSandbox("sandbox-1", netns.path(), 0));
+  pods.set(pod);
+  controller.onAdd(pod);
+  {
+    testing::LoopbackTraffic traffic(netns.path());
+    ASSERT_TRUE(waitFor(
+        [&] {
+          struct stat st;
+          return ::stat(dir.file("capture-web.pcap0").c_str(), &st) == 0 && st.st_size > 24;
+        },
+        20s))
+        << "no packets captured";
+  }
+  EXPECT_EQ((*launcher)->running(), 1u);
+  EXPECT_THAT(events.withReason(kReasonStarted)[0].message,
+              AllOf(HasSubstr(dir.file("capture-web.pcap0")), HasSubstr("sandbox sandbox-1"),
+                    HasSubstr(netns.path())));
+
+  const k8s::Pod unannotated = makePod("uid-1", "default", "web", std::nullopt);
+  pods.set(unannotated);
+  controller.onUpdate(pod, unannotated);
+  ASSERT_TRUE(waitFor([&] { return (*launcher)->running() == 0 && dir.names().empty(); }));
+  ASSERT_TRUE(waitFor([&] { return !events.withReason(kReasonStopped).empty(); }));
+  EXPECT_THAT(events.withReason(kReasonStopped)[0].message,
+              HasSubstr("deleted " + dir.file("capture-web.pcap0")));
+  controller.stop();
+}
+
+}  // namespace
+}  // namespace capture

@@ -1,0 +1,555 @@
+#include "capture/reconciler.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "tests/capture/fakes.h"
+
+namespace capture {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using testing::makePod;
+using testing::makeSandbox;
+using ::testing::Not;
+using ::testing::Optional;
+using ::testing::SizeIs;
+using ::testing::UnorderedElementsAre;
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  ReconcilerTest() { remake(); }
+
+  CaptureOptions options() const {
+    CaptureOptions o;
+    o.node_name = "node-1";
+    o.capture_dir = dir_.path();
+    o.tcpdump = TcpdumpCommand{"/usr/bin/tcpdump", "1"};
+    o.sandbox_retry = 2s;
+    o.backoff_initial = 1s;
+    o.backoff_max = 8s;
+    o.stable_after = 60s;
+    return o;
+  }
+  void remake(CaptureOptions o) {
+    reconciler_ =
+        std::make_unique<Reconciler>(std::move(o), resolver_, pods_, events_, launcher_, clock_);
+  }
+  void remake() { remake(options()); }
+
+  std::optional<Duration> reconcile(const std::string& uid) { return reconciler_->reconcile(uid); }
+
+  // A Pod web (uid-1) in default, annotated with `files`, running in sandbox s1.
+  void startWeb(int files = 3, const std::string& uid = "uid-1", const std::string& ns = "default",
+                const std::string& name = "web", const std::string& sandbox = "s1") {
+    pods_.set(makePod(uid, ns, name, std::to_string(files)));
+    resolver_.set(uid, makeSandbox(sandbox, "/var/run/netns/cni-" + sandbox));
+    EXPECT_EQ(reconcile(uid), std::nullopt);
+    ASSERT_TRUE(launcher_.runningFor(uid).has_value());
+  }
+  std::string path(const std::string& name) const { return dir_.file(name); }
+
+  testing::TempDir dir_;
+  testing::FakePodLister pods_;
+  testing::FakeResolver resolver_;
+  testing::FakeEventSink events_;
+  testing::FakeLauncher launcher_;
+  testing::FakeClock clock_;
+  std::unique_ptr<Reconciler> reconciler_;
+};
+
+TEST_F(ReconcilerTest, StartsTcpdumpInTheSandboxOfAnAnnotatedPod) {
+  startWeb(3);
+  const auto starts = launcher_.starts();
+  ASSERT_THAT(starts, SizeIs(1));
+  EXPECT_EQ(starts[0].owner, "uid-1");
+  EXPECT_THAT(starts[0].argv, ElementsAre("/usr/bin/tcpdump", "-C", "1", "-W", "3", "-w",
+                                          path("capture-web.pcap"), "-Z", "root", "-U"));
+  EXPECT_EQ(starts[0].netns_path, "/var/run/netns/cni-s1");
+  EXPECT_EQ(starts[0].sandbox_pid, 4242);
+
+  const auto events = events_.events();
+  ASSERT_THAT(events, SizeIs(1));
+  EXPECT_EQ(events[0].reason, kReasonStarted);
+  EXPECT_EQ(events[0].type, k8s::EventType::kNormal);
+  EXPECT_EQ(events[0].object, (k8s::ObjectReference{"Pod", "v1", "default", "web", "uid-1"}));
+  EXPECT_THAT(events[0].message,
+              AllOf(HasSubstr(path("capture-web.pcap0")), HasSubstr("capture-web.pcap2"),
+                    HasSubstr("3 files"), HasSubstr("sandbox s1"),
+                    HasSubstr("netns /var/run/netns/cni-s1"), HasSubstr("pid 1001")));
+
+  const auto stats = reconciler_->stats();
+  EXPECT_EQ(stats.active, 1);
+  EXPECT_EQ(stats.started, 1u);
+  const auto captures = reconciler_->captures();
+  ASSERT_THAT(captures, SizeIs(1));
+  EXPECT_EQ(captures[0].state, CaptureState::kRunning);
+  EXPECT_EQ(captures[0].sandbox_id, "s1");
+  EXPECT_EQ(captures[0].file_path, path("capture-web.pcap"));
+  EXPECT_EQ(toJson(captures[0])["state"], "Running");
+
+  // Nothing changed: nothing happens, however often it is looked at.
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_THAT(launcher_.starts(), SizeIs(1));
+  EXPECT_THAT(events_.events(), SizeIs(1));
+}
+
+TEST_F(ReconcilerTest, UsesTheProbedFileSizeArgument) {
+  CaptureOptions o = options();
+  o.tcpdump.file_size = "1M";
+  remake(o);
+  startWeb(1);
+  EXPECT_THAT(launcher_.starts()[0].argv,
+              ElementsAre("/usr/bin/tcpdump", "-C", "1M", "-W", "1", "-w", path("capture-web.pcap"),
+                          "-Z", "root", "-U"));
+  EXPECT_THAT(events_.events()[0].message, AllOf(HasSubstr("1 file "), Not(HasSubstr("..."))));
+}
+
+TEST_F(ReconcilerTest, IgnoresPodsWithoutTheAnnotation) {
+  pods_.set(makePod("uid-1", "default", "web", std::nullopt));
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_EQ(reconcile("uid-unknown"), std::nullopt);
+  EXPECT_THAT(launcher_.starts(), IsEmpty());
+  EXPECT_THAT(events_.events(), IsEmpty());
+  EXPECT_EQ(resolver_.calls(), 0);
+}
+
+TEST_F(ReconcilerTest, IgnoresPodsOfOtherNodes) {
+  pods_.set(makePod("uid-1", "default", "web", "3", "node-2"));
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_THAT(launcher_.starts(), IsEmpty());
+  EXPECT_THAT(events_.events(), IsEmpty());
+}
+
+TEST_F(ReconcilerTest, InvalidAnnotationWarnsOnceAndStartsNothing) {
+  for (const std::string value :
+       {"", "abc", "0", "-1", "5.5", " 5", "1e3", "+5", "11", "123456789012345678901234567890"}) {
+    SCOPED_TRACE(value);
+    events_.clear();
+    pods_.set(makePod("uid-1", "default", "web", value));
+    reconcile("uid-1");
+    reconcile("uid-1");  // a later update of the same Pod says nothing new
+    const auto events = events_.events();
+    ASSERT_THAT(events, SizeIs(1));
+    EXPECT_EQ(events[0].reason, kReasonInvalidAnnotation);
+    EXPECT_EQ(events[0].type, k8s::EventType::kWarning);
+    EXPECT_THAT(events[0].message,
+                AllOf(HasSubstr("\"" + value + "\""), HasSubstr("from 1 to 10")));
+  }
+  EXPECT_THAT(launcher_.starts(), IsEmpty());
+  EXPECT_EQ(resolver_.calls(), 0);
+}
+
+TEST_F(ReconcilerTest, AnnotationThatBecomesInvalidStopsTheCapture) {
+  startWeb(3);
+  dir_.touch("capture-web.pcap0");
+  pods_.set(makePod("uid-1", "default", "web", "many"));
+  reconcile("uid-1");
+  EXPECT_THAT(launcher_.stops(), ElementsAre(1u));
+  EXPECT_THAT(launcher_.running(), IsEmpty());
+  EXPECT_THAT(dir_.names(), IsEmpty());
+  EXPECT_THAT(events_.reasons(),
+              ElementsAre(kReasonStarted, kReasonStopped, kReasonInvalidAnnotation));
+  EXPECT_THAT(events_.withReason(kReasonStopped)[0].message,
+              HasSubstr("deleted " + path("capture-web.pcap0")));
+}
+
+TEST_F(ReconcilerTest, RemovedAnnotationStopsTheCaptureAndDeletesOnlyItsFiles) {
+  startWeb(3);
+  for (const char* name : {"capture-web.pcap0", "capture-web.pcap1", "capture-web.pcap2",
+                           "capture-web-1.pcap0", "capture-web.pcap0.old", "other.txt"}) {
+    dir_.touch(name);
+  }
+  pods_.set(makePod("uid-1", "default", "web", std::nullopt));
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_THAT(launcher_.stops(), ElementsAre(1u));
+  EXPECT_THAT(dir_.names(),
+              UnorderedElementsAre("capture-web-1.pcap0", "capture-web.pcap0.old", "other.txt"));
+  const auto stopped = events_.withReason(kReasonStopped);
+  ASSERT_THAT(stopped, SizeIs(1));
+  EXPECT_THAT(stopped[0].message,
+              AllOf(HasSubstr("annotation tcpdump.antrea.io was removed"),
+                    HasSubstr(path("capture-web.pcap0")), HasSubstr(path("capture-web.pcap2")),
+                    Not(HasSubstr("capture-web-1"))));
+  EXPECT_EQ(reconciler_->stats().stopped, 1u);
+  EXPECT_EQ(reconciler_->stats().active, 0);
+  EXPECT_THAT(reconciler_->captures(), IsEmpty());
+  EXPECT_THAT(reconciler_->trackedPods(), IsEmpty());
+}
+
+TEST_F(ReconcilerTest, DeletedPodStopsTheCapture) {
+  startWeb(2);
+  dir_.touch("capture-web.pcap0");
+  pods_.remove("uid-1");
+  reconcile("uid-1");
+  EXPECT_THAT(launcher_.running(), IsEmpty());
+  EXPECT_THAT(dir_.names(), IsEmpty());
+  const auto stopped = events_.withReason(kReasonStopped);
+  ASSERT_THAT(stopped, SizeIs(1));
+  EXPECT_EQ(stopped[0].object.uid, "uid-1");
+  EXPECT_THAT(stopped[0].message, HasSubstr("the Pod was deleted"));
+}
+
+TEST_F(ReconcilerTest, TerminatingPodStopsTheCapture) {
+  startWeb(2);
+  k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+  pod.terminating = true;
+  pods_.set(pod);
+  reconcile("uid-1");
+  EXPECT_THAT(launcher_.running(), IsEmpty());
+  EXPECT_THAT(events_.withReason(kReasonStopped)[0].message, HasSubstr("terminating"));
+}
+
+TEST_F(ReconcilerTest, FinishedPodStopsTheCapture) {
+  startWeb(2);
+  k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+  pod.phase = "Succeeded";
+  pods_.set(pod);
+  reconcile("uid-1");
+  EXPECT_THAT(launcher_.running(), IsEmpty());
+  EXPECT_THAT(events_.withReason(kReasonStopped)[0].message, HasSubstr("phase Succeeded"));
+}
+
+TEST_F(ReconcilerTest, PodThatLeavesTheNodeStopsTheCapture) {
+  startWeb(2);
+  pods_.set(makePod("uid-1", "default", "web", "2", "node-2"));
+  reconcile("uid-1");
+  EXPECT_THAT(launcher_.running(), IsEmpty());
+  EXPECT_THAT(events_.withReason(kReasonStopped)[0].message, HasSubstr("not on node node-1"));
+}
+
+TEST_F(ReconcilerTest, ChangedFileCountRestartsWithTheNewCount) {
+  startWeb(3);
+  dir_.touch("capture-web.pcap0");
+  pods_.set(makePod("uid-1", "default", "web", "5"));
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_THAT(launcher_.stops(), ElementsAre(1u));
+  const auto starts = launcher_.starts();
+  ASSERT_THAT(starts, SizeIs(2));
+  EXPECT_EQ(starts[1].argv[4], "5");
+  EXPECT_THAT(dir_.names(), IsEmpty());  // the old rotation set is gone
+  const auto restarted = events_.withReason(kReasonRestarted);
+  ASSERT_THAT(restarted, SizeIs(1));
+  EXPECT_THAT(restarted[0].message,
+              AllOf(HasSubstr("file count changed from 3 to 5"), HasSubstr("capture-web.pcap4")));
+  EXPECT_EQ(reconciler_->stats().restarts, 1u);
+  EXPECT_EQ(reconciler_->captures()[0].files, 5);
+}
+
+TEST_F(ReconcilerTest, NewSandboxMovesTheCaptureIntoItsNetns) {
+  startWeb(3);
+  resolver_.set("uid-1", makeSandbox("s2", "/var/run/netns/cni-s2", 5151));
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);  // a resync or any update of the Pod
+  EXPECT_THAT(launcher_.stops(), ElementsAre(1u));
+  const auto starts = launcher_.starts();
+  ASSERT_THAT(starts, SizeIs(2));
+  EXPECT_EQ(starts[1].netns_path, "/var/run/netns/cni-s2");
+  EXPECT_EQ(starts[1].sandbox_pid, 5151);
+  const auto restarted = events_.withReason(kReasonRestarted);
+  ASSERT_THAT(restarted, SizeIs(1));
+  EXPECT_THAT(restarted[0].message, AllOf(HasSubstr("sandbox changed from s1 to s2"),
+                                          HasSubstr("netns /var/run/netns/cni-s2")));
+  EXPECT_EQ(reconciler_->captures()[0].sandbox_id, "s2");
+}
+
+TEST_F(ReconcilerTest, SandboxBeingReplacedKeepsTheRunningCaptureUntilTheNewOneIsReady) {
+  startWeb(3);
+  resolver_.set("uid-1", cri::resolveError(cri::ResolveFailure::kNoReadySandbox, "not ready"));
+  EXPECT_THAT(reconcile("uid-1"), Optional(2s));
+  EXPECT_THAT(launcher_.stops(), IsEmpty());
+  resolver_.set("uid-1", makeSandbox("s2", "/var/run/netns/cni-s2"));
+  reconcile("uid-1");
+  EXPECT_THAT(launcher_.stops(), ElementsAre(1u));
+  EXPECT_THAT(events_.reasons(), ElementsAre(kReasonStarted, kReasonRestarted));
+}
+
+TEST_F(ReconcilerTest, RecreatedPodWithTheSameNameTakesOverTheCapture) {
+  startWeb(3, "uid-1", "default", "web", "s1");
+  dir_.touch("capture-web.pcap0");
+  pods_.remove("uid-1");
+  pods_.set(makePod("uid-2", "default", "web", "3"));
+  resolver_.set("uid-2", makeSandbox("s2", "/var/run/netns/cni-s2"));
+  EXPECT_EQ(reconcile("uid-2"), std::nullopt);  // the new UID's event came first
+  EXPECT_THAT(launcher_.stops(), ElementsAre(1u));
+  ASSERT_TRUE(launcher_.runningFor("uid-2").has_value());
+  EXPECT_THAT(launcher_.starts()[1].argv[6], path("capture-web.pcap"));  // the same name
+  const auto restarted = events_.withReason(kReasonRestarted);
+  ASSERT_THAT(restarted, SizeIs(1));
+  EXPECT_EQ(restarted[0].object.uid, "uid-2");
+  EXPECT_THAT(restarted[0].message, AllOf(HasSubstr("recreated"), HasSubstr("uid-1"),
+                                          HasSubstr("sandbox s1"), HasSubstr("sandbox s2")));
+  // The old UID's own turn finds nothing left to do.
+  reconcile("uid-1");
+  EXPECT_THAT(launcher_.running(), SizeIs(1));
+  EXPECT_THAT(events_.events(), SizeIs(2));
+}
+
+TEST_F(ReconcilerTest, TcpdumpThatExitsIsRestartedWithCappedExponentialBackoff) {
+  startWeb(3);
+  ProcessId id = *launcher_.runningFor("uid-1");
+  const ExitStatus crashed{1, 0};
+  const std::vector<Duration> expected_delays = {1s, 2s, 4s, 8s, 8s};
+  for (size_t i = 0; i < expected_delays.size(); ++i) {
+    SCOPED_TRACE(i);
+    reconciler_->recordExit(launcher_.exit(id, crashed, "tcpdump: eth0: That device went down"));
+    EXPECT_EQ(reconciler_->stats().active, 0);
+    EXPECT_EQ(reconciler_->captures()[0].state, CaptureState::kBackoff);
+    EXPECT_THAT(reconcile("uid-1"), Optional(expected_delays[i]));
+    clock_.advance(expected_delays[i] - 1ms);
+    EXPECT_THAT(reconcile("uid-1"), Optional(1ms));  // still waiting
+    clock_.advance(1ms);
+    EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+    ASSERT_TRUE(launcher_.runningFor("uid-1").has_value());
+    id = *launcher_.runningFor("uid-1");
+  }
+  // One Warning and one restart notice for the whole crash loop, not one per iteration.
+  const auto failed = events_.withReason(kReasonFailed);
+  ASSERT_THAT(failed, SizeIs(1));
+  EXPECT_EQ(failed[0].type, k8s::EventType::kWarning);
+  EXPECT_THAT(failed[0].message,
+              AllOf(HasSubstr("tcpdump exited with status 1"), HasSubstr("That device went down")));
+  const auto restarted = events_.withReason(kReasonRestarted);
+  ASSERT_THAT(restarted, SizeIs(1));
+  EXPECT_THAT(restarted[0].message, HasSubstr("tcpdump exited with status 1"));
+  const auto stats = reconciler_->stats();
+  EXPECT_EQ(stats.failed, 5u);
+  EXPECT_EQ(stats.restarts, 5u);
+  EXPECT_EQ(stats.started, 6u);
+  EXPECT_EQ(reconciler_->captures()[0].restarts, 5u);
+}
+
+TEST_F(ReconcilerTest, ADifferentExitIsReportedAgain) {
+  startWeb(3);
+  reconciler_->recordExit(launcher_.exit(*launcher_.runningFor("uid-1"), {1, 0}, "first"));
+  clock_.advance(1s);
+  reconcile("uid-1");
+  reconciler_->recordExit(launcher_.exit(*launcher_.runningFor("uid-1"), {0, 9}, ""));
+  const auto failed = events_.withReason(kReasonFailed);
+  ASSERT_THAT(failed, SizeIs(2));
+  EXPECT_THAT(failed[1].message, HasSubstr("killed by signal 9"));
+}
+
+TEST_F(ReconcilerTest, BackoffStartsAgainAfterAStableRun) {
+  startWeb(3);
+  for (int i = 0; i < 3; ++i) {
+    reconciler_->recordExit(launcher_.exit(*launcher_.runningFor("uid-1"), {1, 0}, "boom"));
+    clock_.advance(10s);
+    reconcile("uid-1");
+  }
+  clock_.advance(61s);  // ran long enough to count as healthy
+  reconciler_->recordExit(launcher_.exit(*launcher_.runningFor("uid-1"), {1, 0}, "boom"));
+  EXPECT_THAT(reconcile("uid-1"), Optional(1s));
+  EXPECT_THAT(events_.withReason(kReasonFailed), SizeIs(2));  // a new episode is reported
+}
+
+TEST_F(ReconcilerTest, ExitOfAProcessAlreadyReplacedIsIgnored) {
+  startWeb(3);
+  const ProcessId old_id = *launcher_.runningFor("uid-1");
+  pods_.set(makePod("uid-1", "default", "web", "4"));
+  reconcile("uid-1");
+  reconciler_->recordExit(ProcessExit{old_id, "uid-1", {0, 15}, ""});
+  EXPECT_EQ(reconciler_->captures()[0].state, CaptureState::kRunning);
+  EXPECT_THAT(events_.withReason(kReasonFailed), IsEmpty());
+}
+
+TEST_F(ReconcilerTest, PodWithoutAReadySandboxIsRetriedUntilItHasOne) {
+  pods_.set(makePod("uid-1", "default", "web", "3"));
+  for (auto failure : {cri::ResolveFailure::kNoSandbox, cri::ResolveFailure::kNoReadySandbox,
+                       cri::ResolveFailure::kNetnsClosed}) {
+    resolver_.set("uid-1", cri::resolveError(failure, "not yet"));
+    EXPECT_THAT(reconcile("uid-1"), Optional(2s));
+  }
+  cri::SandboxInfo not_ready = makeSandbox("s1", "/var/run/netns/cni-s1");
+  not_ready.state = cri::SandboxState::kNotReady;
+  resolver_.set("uid-1", not_ready);
+  EXPECT_THAT(reconcile("uid-1"), Optional(2s));
+  EXPECT_THAT(launcher_.starts(), IsEmpty());
+  EXPECT_THAT(events_.events(), IsEmpty());  // waiting for a sandbox is normal, not news
+  EXPECT_EQ(reconciler_->captures()[0].state, CaptureState::kPending);
+
+  resolver_.set("uid-1", makeSandbox("s1", "/var/run/netns/cni-s1"));
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_THAT(launcher_.starts(), SizeIs(1));
+  EXPECT_THAT(events_.reasons(), ElementsAre(kReasonStarted));
+}
+
+TEST_F(ReconcilerTest, UnreachableRuntimeIsRetriedWithBackoffAndReportedOnce) {
+  pods_.set(makePod("uid-1", "default", "web", "3"));
+  resolver_.set("uid-1",
+                cri::resolveError(cri::ResolveFailure::kRuntimeUnavailable, "connection refused"));
+  EXPECT_THAT(reconcile("uid-1"), Optional(1s));
+  EXPECT_THAT(reconcile("uid-1"), Optional(1s));  // an update during the backoff: no new call
+  EXPECT_EQ(resolver_.calls(), 1);
+  clock_.advance(1s);
+  EXPECT_THAT(reconcile("uid-1"), Optional(2s));
+  clock_.advance(2s);
+  EXPECT_THAT(reconcile("uid-1"), Optional(4s));
+  const auto failed = events_.withReason(kReasonFailed);
+  ASSERT_THAT(failed, SizeIs(1));
+  EXPECT_THAT(failed[0].message,
+              AllOf(HasSubstr("container runtime"), HasSubstr("connection refused")));
+  const std::string last_error = reconciler_->captures()[0].last_error;
+  EXPECT_THAT(last_error, HasSubstr("connection refused"));
+  EXPECT_THAT(failed[0].message, ::testing::StartsWith(last_error));
+
+  resolver_.set("uid-1", makeSandbox("s1", "/var/run/netns/cni-s1"));
+  clock_.advance(4s);
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_THAT(events_.reasons(), ElementsAre(kReasonFailed, kReasonStarted));
+  EXPECT_EQ(reconciler_->captures()[0].last_error, "");
+}
+
+TEST_F(ReconcilerTest, UnreachableRuntimeDoesNotStopARunningCapture) {
+  startWeb(3);
+  resolver_.set("uid-1", cri::resolveError(cri::ResolveFailure::kRuntimeUnavailable, "down"));
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_THAT(launcher_.running(), SizeIs(1));
+  EXPECT_THAT(events_.events(), SizeIs(1));
+}
+
+TEST_F(ReconcilerTest, HostNetworkPodGetsOneWarningAndNoCapture) {
+  k8s::Pod pod = makePod("uid-1", "default", "web", "3");
+  pod.host_network = true;
+  pods_.set(pod);
+  reconcile("uid-1");
+  reconcile("uid-1");
+  const auto events = events_.events();
+  ASSERT_THAT(events, SizeIs(1));
+  EXPECT_EQ(events[0].reason, kReasonFailed);
+  EXPECT_EQ(events[0].type, k8s::EventType::kWarning);
+  EXPECT_THAT(events[0].message, AllOf(HasSubstr("hostNetwork"), HasSubstr("node's")));
+  EXPECT_THAT(launcher_.starts(), IsEmpty());
+  EXPECT_EQ(resolver_.calls(), 0);
+}
+
+TEST_F(ReconcilerTest, RuntimeReportingHostNetworkGetsOneWarningAndNoCapture) {
+  pods_.set(makePod("uid-1", "default", "web", "3"));
+  resolver_.set("uid-1", cri::resolveError(cri::ResolveFailure::kHostNetwork, "no netns"));
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_THAT(events_.reasons(), ElementsAre(kReasonFailed));
+  EXPECT_THAT(events_.events()[0].message, HasSubstr("node's network namespace"));
+  EXPECT_THAT(launcher_.starts(), IsEmpty());
+  EXPECT_THAT(reconciler_->trackedPods(), IsEmpty());
+}
+
+TEST_F(ReconcilerTest, SameNameInTwoNamespacesGetsTwoFileNames) {
+  startWeb(2, "uid-a", "team-a", "web", "sa");
+  startWeb(2, "uid-b", "team-b", "web", "sb");
+  const auto starts = launcher_.starts();
+  EXPECT_EQ(starts[0].argv[6], path("capture-web.pcap"));
+  EXPECT_EQ(starts[1].argv[6], path("capture-team-b_web.pcap"));
+  const auto started = events_.withReason(kReasonStarted);
+  ASSERT_THAT(started, SizeIs(2));
+  EXPECT_THAT(started[1].message, AllOf(HasSubstr(path("capture-team-b_web.pcap0")),
+                                        HasSubstr("capture-web.pcap is already used by Pod "
+                                                  "team-a/web")));
+
+  // Each stop deletes its own files only.
+  for (const char* name : {"capture-web.pcap0", "capture-web.pcap1", "capture-team-b_web.pcap0"}) {
+    dir_.touch(name);
+  }
+  pods_.remove("uid-b");
+  reconcile("uid-b");
+  EXPECT_THAT(dir_.names(), UnorderedElementsAre("capture-web.pcap0", "capture-web.pcap1"));
+  dir_.touch("capture-team-b_web.pcap0");
+  pods_.remove("uid-a");
+  reconcile("uid-a");
+  EXPECT_THAT(dir_.names(), UnorderedElementsAre("capture-team-b_web.pcap0"));
+
+  // The plain name is free again: the next Pod called web gets it.
+  startWeb(2, "uid-c", "team-c", "web", "sc");
+  EXPECT_EQ(launcher_.starts().back().argv[6], path("capture-web.pcap"));
+}
+
+TEST_F(ReconcilerTest, LongPodNameGetsAShortenedFileName) {
+  const std::string name(253, 'x');
+  startWeb(10, "uid-1", "default", name, "s1");
+  const std::string file = launcher_.starts()[0].argv[6];
+  EXPECT_THAT(file, AllOf(HasSubstr("/capture-xxxx"), ::testing::EndsWith(".pcap")));
+  EXPECT_LE(file.size() - dir_.path().size() - 1 + 1, 255u);
+  EXPECT_EQ(file, path(plainFileBase("default", name, 10)));
+  EXPECT_THAT(events_.events()[0].message, HasSubstr("too long for a file name"));
+}
+
+TEST_F(ReconcilerTest, FailedLaunchIsReportedOnceAndRetriedWithBackoff) {
+  launcher_.failStarts(absl::FailedPreconditionError("cannot enter the Pod's network namespace"));
+  pods_.set(makePod("uid-1", "default", "web", "3"));
+  resolver_.set("uid-1", makeSandbox("s1", "/var/run/netns/cni-s1"));
+  EXPECT_THAT(reconcile("uid-1"), Optional(1s));
+  clock_.advance(1s);
+  EXPECT_THAT(reconcile("uid-1"), Optional(2s));
+  const auto failed = events_.withReason(kReasonFailed);
+  ASSERT_THAT(failed, SizeIs(1));
+  EXPECT_THAT(failed[0].message, AllOf(HasSubstr("cannot start tcpdump in sandbox s1"),
+                                       HasSubstr("network namespace")));
+  launcher_.failStarts(absl::OkStatus());
+  clock_.advance(2s);
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_THAT(events_.reasons(), ElementsAre(kReasonFailed, kReasonStarted));
+  EXPECT_EQ(reconciler_->stats().failed, 2u);
+}
+
+TEST_F(ReconcilerTest, PendingCaptureThatIsNoLongerWantedEndsSilently) {
+  pods_.set(makePod("uid-1", "default", "web", "3"));
+  reconcile("uid-1");  // no sandbox yet
+  pods_.set(makePod("uid-1", "default", "web", std::nullopt));
+  reconcile("uid-1");
+  EXPECT_THAT(events_.events(), IsEmpty());
+  EXPECT_THAT(reconciler_->trackedPods(), IsEmpty());
+}
+
+TEST_F(ReconcilerTest, StartUpKeepsOwnedFilesAndDeletesTheRest) {
+  pods_.set(makePod("uid-1", "default", "web", "2"));
+  pods_.set(makePod("uid-2", "default", "db", std::nullopt));  // not wanted
+  k8s::Pod older = makePod("uid-3", "team-a", "api", "1");
+  older.creation_timestamp = "2026-11-22T09:00:00Z";
+  pods_.set(older);
+  pods_.set(makePod("uid-4", "team-b", "api", "1"));  // same name: who had which is unknown
+  for (const char* name :
+       {"capture-web.pcap0", "capture-web.pcap1", "capture-web.pcap7", "capture-db.pcap0",
+        "capture-api.pcap", "capture-team-b_api.pcap", "capture-gone.pcap0", "unrelated.pcap0"}) {
+    dir_.touch(name);
+  }
+  ASSERT_TRUE(reconciler_->adoptAndCleanUp().ok());
+  EXPECT_THAT(dir_.names(),
+              UnorderedElementsAre("capture-web.pcap0", "capture-web.pcap1", "unrelated.pcap0"));
+  EXPECT_THAT(reconciler_->trackedPods(), UnorderedElementsAre("uid-1", "uid-3", "uid-4"));
+
+  // The oldest same-named Pod keeps the plain name.
+  resolver_.set("uid-3", makeSandbox("s3", "/var/run/netns/cni-s3"));
+  resolver_.set("uid-4", makeSandbox("s4", "/var/run/netns/cni-s4"));
+  reconcile("uid-4");
+  reconcile("uid-3");
+  const auto starts = launcher_.starts();
+  ASSERT_THAT(starts, SizeIs(2));
+  EXPECT_EQ(starts[0].argv[6], path("capture-team-b_api.pcap"));
+  EXPECT_EQ(starts[1].argv[6], path("capture-api.pcap"));
+}
+
+TEST_F(ReconcilerTest, StartUpFailsOnAMissingDirectory) {
+  CaptureOptions o = options();
+  o.capture_dir = dir_.path() + "/missing";
+  remake(o);
+  EXPECT_FALSE(reconciler_->adoptAndCleanUp().ok());
+}
+
+TEST_F(ReconcilerTest, StopAllStopsEveryTcpdumpAndKeepsTheFiles) {
+  startWeb(2, "uid-1", "default", "web", "s1");
+  startWeb(2, "uid-2", "default", "db", "s2");
+  dir_.touch("capture-web.pcap0");
+  reconciler_->stopAll();
+  EXPECT_THAT(launcher_.running(), IsEmpty());
+  EXPECT_THAT(launcher_.stops(), UnorderedElementsAre(1u, 2u));
+  EXPECT_THAT(dir_.names(), ElementsAre("capture-web.pcap0"));
+  EXPECT_EQ(reconciler_->stats().active, 0);
+}
+
+}  // namespace
+}  // namespace capture
