@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates a Kind cluster (kind/kind-config.yaml: a control plane and two workers) with Antrea
+# Installs the tools it needs if they are missing (kind/install-tools.sh; root on a fresh
+# machine), then creates a Kind cluster (kind/kind-config.yaml: a control plane and two workers) with Antrea
 # as its CNI, installed with Helm; builds the controller's image with Docker, loads it into the
 # nodes and deploys deploy/rbac.yaml and deploy/daemonset.yaml.
 # Safe to run again: an existing cluster and Antrea release are kept, and the controller is
@@ -10,7 +11,8 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-require_tools docker kind kubectl helm
+# Installs what is missing (as root), or says what to install.
+"$ROOT/kind/install-tools.sh"
 
 # Not grep -q: its early exit could kill kind with SIGPIPE and fail the pipe (pipefail).
 if kind get clusters 2>/dev/null | grep -x "$CLUSTER_NAME" >/dev/null; then
