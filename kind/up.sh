@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the tools it needs if they are missing (kind/install-tools.sh; root on a fresh
-# machine), then creates a Kind cluster (kind/kind-config.yaml: a control plane and two workers) with Antrea
-# as its CNI, installed with Helm; builds the controller's image with Docker, loads it into the
-# nodes and deploys deploy/rbac.yaml and deploy/daemonset.yaml.
+# machine), then creates a Kind cluster (kind/kind-config.yaml: a control plane and two
+# workers) with Antrea as its CNI, installed with Helm; builds the controller's image with
+# Docker, loads it into the nodes and deploys deploy/rbac.yaml and deploy/daemonset.yaml.
 # Safe to run again: an existing cluster and Antrea release are kept, and the controller is
 # restarted on the image just built.
 # Environment: CLUSTER_NAME, IMAGE, KUBE_CONTEXT (kind/common.sh), ANTREA_VERSION (a chart
