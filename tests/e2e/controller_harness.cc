@@ -324,13 +324,26 @@ std::vector<pid_t> tcpdumpChildrenOf(pid_t parent) {
   return found;
 }
 
-uint64_t residentBytes(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+namespace {
+
+// A "Name:   1234 kB" line of a /proc file, in bytes.
+uint64_t kilobytesLine(const std::string& file, const std::string& name) {
+  std::ifstream in(file);
   std::string line;
   while (std::getline(in, line)) {
-    if (line.starts_with("VmRSS:")) return std::stoull(line.substr(6)) * 1024;  // in kB
+    if (line.starts_with(name)) return std::stoull(line.substr(name.size())) * 1024;
   }
   return 0;
+}
+
+}  // namespace
+
+uint64_t residentBytes(pid_t pid) {
+  return kilobytesLine("/proc/" + std::to_string(pid) + "/status", "VmRSS:");
+}
+
+uint64_t proportionalBytes(pid_t pid) {
+  return kilobytesLine("/proc/" + std::to_string(pid) + "/smaps_rollup", "Pss:");
 }
 
 double cpuSeconds(pid_t pid) {

@@ -124,8 +124,11 @@ struct HttpAnswer {
 };
 absl::StatusOr<HttpAnswer> httpGet(int port, const std::string& path);
 
-// VmRSS and utime+stime of a process from /proc, 0 when it is gone.
+// A process's memory and CPU time from /proc, 0 when it is gone. RSS counts every shared
+// library page in every process that maps it; PSS divides shared pages among their mappers, so
+// a sum of PSS is what a group of processes really holds.
 uint64_t residentBytes(pid_t pid);
-double cpuSeconds(pid_t pid);
+uint64_t proportionalBytes(pid_t pid);
+double cpuSeconds(pid_t pid);  // utime + stime
 
 }  // namespace e2e
