@@ -10,7 +10,6 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -369,6 +368,7 @@ int runCommand() {
     LOG(ERROR) << "cannot start: --http-address: " << bound.status().message();
     return 1;
   }
+  // tests/e2e finds the port of --http-address=127.0.0.1:0 in this line.
   LOG(INFO) << "HTTP endpoint listening on " << *bound << " (/healthz /readyz /metrics /captures)";
 
   runtime_check.start();  // logs the runtime and its version, or why it does not answer

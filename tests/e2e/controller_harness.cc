@@ -70,6 +70,12 @@ absl::StatusOr<std::unique_ptr<ControllerProcess>> ControllerProcess::start(
   }
   ::close(log);
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) {
+    const std::string error = std::strerror(errno);
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return absl::InternalError("pidfd_open: " + error);
+  }
   return std::unique_ptr<ControllerProcess>(new ControllerProcess(pid, pidfd, log_path));
 }
 
@@ -78,7 +84,7 @@ ControllerProcess::~ControllerProcess() {
     ::kill(pid_, SIGKILL);
     waitForExit(milliseconds(10'000));
   }
-  if (pidfd_ >= 0) ::close(pidfd_);
+  ::close(pidfd_);
 }
 
 std::optional<int> ControllerProcess::waitForHttpPort(milliseconds timeout) {
@@ -102,9 +108,7 @@ void ControllerProcess::signal(int signal) {
 std::optional<int> ControllerProcess::waitForExit(milliseconds timeout) {
   if (exit_code_) return exit_code_;
   pollfd ready{pidfd_, POLLIN, 0};
-  if (pidfd_ >= 0 && ::poll(&ready, 1, static_cast<int>(timeout.count())) <= 0) {
-    return std::nullopt;
-  }
+  if (::poll(&ready, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
   int status = 0;
   if (::waitpid(pid_, &status, 0) != pid_) return std::nullopt;
   exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
