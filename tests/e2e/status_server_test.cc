@@ -11,10 +11,12 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <sstream>
 
+#include "absl/cleanup/cleanup.h"
 #include "cri/rpc_stats.h"
 #include "tests/fakeapi/test_certs.h"
 
@@ -212,17 +214,32 @@ TEST(CapturesTable, SaysWhenNothingIsCapturedAndRejectsOtherDocuments) {
   EXPECT_FALSE(capturesTable(nlohmann::json::parse(R"({"captures": [{"podName": 1}]})")).ok());
 }
 
+// Holds a fake runtime's answer until opened. Open it in an absl::Cleanup declared after the
+// RuntimeCheck, so that a failed assertion cannot leave the check's thread blocked in join.
+class Gate {
+ public:
+  void open() {
+    std::call_once(opened_, [this] { promise_.set_value(); });
+  }
+  void wait() { future_.wait(); }
+
+ private:
+  std::promise<void> promise_;
+  std::shared_future<void> future_ = promise_.get_future().share();
+  std::once_flag opened_;
+};
+
 TEST(RuntimeCheck, ReadsTheLastAnswerWhileTheRuntimeHangs) {
   std::atomic<int> calls{0};
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
+  Gate gate;
   RuntimeCheck check(
       [&]() -> absl::StatusOr<std::string> {
         if (calls++ == 0) return std::string("containerd 1.6.20");
-        released.wait();  // a frozen containerd
+        gate.wait();  // a frozen containerd
         return absl::UnavailableError("timed out");
       },
       5ms);
+  absl::Cleanup unblock = [&gate] { gate.open(); };
   const RuntimeHealth first = check.start();
   EXPECT_TRUE(first.reachable);
   EXPECT_EQ(first.detail, "containerd 1.6.20");
@@ -232,7 +249,7 @@ TEST(RuntimeCheck, ReadsTheLastAnswerWhileTheRuntimeHangs) {
   const auto before = std::chrono::steady_clock::now();
   EXPECT_TRUE(check.current().reachable);
   EXPECT_LT(std::chrono::steady_clock::now() - before, 100ms);
-  release.set_value();
+  gate.open();
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (check.current().reachable && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::yield();
@@ -307,15 +324,15 @@ TEST_F(StatusServerTest, ReadyzNeedsTheListTheRuntimeAndTheWorker) {
 }
 
 TEST_F(StatusServerTest, ReadyzAnswersAtOnceWhileTheRuntimeHangs) {
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
+  Gate gate;
   std::atomic<int> calls{0};
   RuntimeCheck check(
       [&]() -> absl::StatusOr<std::string> {
-        if (calls++ > 0) released.wait();
+        if (calls++ > 0) gate.wait();
         return std::string("containerd");
       },
       1ms);
+  absl::Cleanup unblock = [&gate] { gate.open(); };
   check.start();
   start({.runtime = [&] { return check.current(); }});
   const auto before = std::chrono::steady_clock::now();
@@ -323,7 +340,6 @@ TEST_F(StatusServerTest, ReadyzAnswersAtOnceWhileTheRuntimeHangs) {
   ASSERT_TRUE(answer);
   EXPECT_THAT(answer->body, HasSubstr("[+]container-runtime ok"));
   EXPECT_LT(std::chrono::steady_clock::now() - before, 1s);
-  release.set_value();
 }
 
 TEST_F(StatusServerTest, ServesMetricsAndCaptures) {
