@@ -28,6 +28,7 @@ absl::Status Controller::start() {
   launcher_.setExitHandler([this](ProcessExit exit) { postExit(std::move(exit)); });
   for (const std::string& uid : reconciler_.trackedPods()) queue_.add(uid);
   publish();
+  last_pass_ = std::chrono::steady_clock::now();
   worker_ = std::thread([this] { run(); });
   return absl::OkStatus();
 }
@@ -70,6 +71,7 @@ std::vector<ProcessExit> Controller::takeExits(const std::string& pod_uid) {
 void Controller::run() {
   auto next_resync = std::chrono::steady_clock::now() + resync_period_;
   while (true) {
+    last_pass_ = std::chrono::steady_clock::now();
     if (std::chrono::steady_clock::now() >= next_resync) {
       for (const std::string& uid : reconciler_.trackedPods()) queue_.add(uid);
       next_resync = std::chrono::steady_clock::now() + resync_period_;
@@ -103,6 +105,12 @@ void Controller::publish() {
 std::vector<CaptureStatus> Controller::captures() const {
   std::lock_guard<std::mutex> lock(snapshot_mu_);
   return captures_;
+}
+
+std::optional<std::chrono::steady_clock::time_point> Controller::lastWorkerPass() const {
+  const auto pass = last_pass_.load();
+  if (pass == std::chrono::steady_clock::time_point::min()) return std::nullopt;
+  return pass;
 }
 
 CaptureStats Controller::stats() const {

@@ -1,7 +1,10 @@
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -47,6 +50,11 @@ class Controller : public k8s::PodEventHandler {
   std::vector<CaptureStatus> captures() const;
   CaptureStats stats() const;
 
+  // When the worker last went round its loop: after each reconcile, and at least once per
+  // resync period while idle. nullopt before start(). For a liveness probe: a worker silent for
+  // much longer than the resync period is stuck.
+  std::optional<std::chrono::steady_clock::time_point> lastWorkerPass() const;
+
  private:
   static const Clock& defaultClock();
   void run();
@@ -65,6 +73,9 @@ class Controller : public k8s::PodEventHandler {
   mutable std::mutex snapshot_mu_;
   std::vector<CaptureStatus> captures_;
   CaptureStats stats_;
+
+  std::atomic<std::chrono::steady_clock::time_point> last_pass_{
+      std::chrono::steady_clock::time_point::min()};  // min(): not started
 
   std::mutex lifecycle_mu_;
   std::thread worker_;

@@ -181,7 +181,24 @@ std::optional<Duration> Reconciler::ensureRunning(Record& record, int files) {
                                 absl::StrCat("sandbox ", sandbox->id, " is not ready"));
   }
   if (!sandbox.ok()) return onResolveFailure(record, sandbox.status());
-  if (!record.process) return launch(record, *sandbox);
+  if (!record.process) {
+    if (record.ever_started && sandbox->id != record.sandbox_id) {
+      // tcpdump ended with its sandbox (the kubelet stopping one takes its interface away)
+      // before the new sandbox was READY: the same change as restart() handles, told the same
+      // way, and the old sandbox's files must not mix with the new one's either.
+      LOG(INFO) << displayName(record.pod) << ": sandbox changed from " << record.sandbox_id
+                << " to " << sandbox->id << " while tcpdump was down";
+      deleteFiles(record);
+      record.failures = 0;
+      record.last_failure_reported.clear();
+      record.next_start = NextStart::kAnnounceRestart;
+      std::string why =
+          absl::StrCat("the sandbox changed from ", record.sandbox_id, " to ", sandbox->id);
+      if (!record.restart_reason.empty()) absl::StrAppend(&why, " (", record.restart_reason, ")");
+      record.restart_reason = std::move(why);
+    }
+    return launch(record, *sandbox);
+  }
 
   if (sandbox->id != record.sandbox_id) {
     restart(record, files, *sandbox,

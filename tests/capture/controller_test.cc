@@ -181,6 +181,16 @@ TEST_F(ControllerTest, StartFailsWithoutTheCaptureDirectory) {
   EXPECT_FALSE(controller.start().ok());
 }
 
+TEST_F(ControllerTest, AnIdleWorkerStillPassesOncePerResync) {
+  auto controller = makeController();
+  EXPECT_EQ(controller->lastWorkerPass(), std::nullopt);
+  ASSERT_TRUE(controller->start().ok());
+  const auto first = controller->lastWorkerPass();
+  ASSERT_TRUE(first.has_value());
+  // No Pod, no event: only the resync (every 50 ms here) wakes the worker.
+  EXPECT_TRUE(waitFor([&] { return *controller->lastWorkerPass() >= *first + 100ms; }));
+}
+
 TEST_F(ControllerTest, StopEndsEveryTcpdumpAndKeepsTheFiles) {
   auto controller = makeController();
   ASSERT_TRUE(controller->start().ok());

@@ -269,6 +269,28 @@ TEST_F(ReconcilerTest, SandboxBeingReplacedKeepsTheRunningCaptureUntilTheNewOneI
   EXPECT_THAT(events_.reasons(), ElementsAre(kReasonStarted, kReasonRestarted));
 }
 
+TEST_F(ReconcilerTest, SandboxReplacedAfterTcpdumpDiedWithTheOldOneIsARestartToo) {
+  // What containerd does: stopping a sandbox deletes its interface, so tcpdump exits before
+  // the kubelet's next sandbox is READY.
+  startWeb(3);
+  dir_.touch("capture-web.pcap0");
+  reconciler_->recordExit(launcher_.exit(*launcher_.runningFor("uid-1"), {1, 0},
+                                         "tcpdump: pcap_loop: The interface disappeared"));
+  resolver_.set("uid-1", makeSandbox("s2", "/var/run/netns/cni-s2"));
+  clock_.advance(1s);
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  ASSERT_TRUE(launcher_.runningFor("uid-1").has_value());
+  EXPECT_EQ(launcher_.starts().back().netns_path, "/var/run/netns/cni-s2");
+  EXPECT_THAT(dir_.names(), Not(::testing::Contains("capture-web.pcap0")))
+      << "the old sandbox's packets would mix with the new one's";
+  const auto restarted = events_.withReason(kReasonRestarted);
+  ASSERT_THAT(restarted, SizeIs(1));
+  EXPECT_THAT(restarted[0].message, AllOf(HasSubstr("sandbox changed from s1 to s2"),
+                                          HasSubstr("tcpdump exited with status 1"),
+                                          HasSubstr("netns /var/run/netns/cni-s2")));
+  EXPECT_EQ(reconciler_->captures()[0].sandbox_id, "s2");
+}
+
 TEST_F(ReconcilerTest, RecreatedPodWithTheSameNameTakesOverTheCapture) {
   startWeb(3, "uid-1", "default", "web", "s1");
   dir_.touch("capture-web.pcap0");

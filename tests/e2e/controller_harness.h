@@ -1,0 +1,134 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "tests/fakeapi/fake_api_server.h"
+#include "tests/lab/containerd_lab.h"
+
+// What the end-to-end tests and bench_e2e need around the real capture-controller binary: the
+// process itself, the fake API server it talks to over TLS, and ways to look at what it did
+// (files, pcap contents, processes in /proc, Events, its HTTP endpoint).
+namespace e2e {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Polls `condition` every few milliseconds until it holds or `timeout` passes: for what another
+// process does, which sends no notification.
+bool waitUntil(const std::function<bool()>& condition, milliseconds timeout);
+
+// The capture-controller binary as a child process, its stdout and stderr in a log file. It
+// dies with the test process (PR_SET_PDEATHSIG), and the destructor SIGKILLs and reaps it.
+class ControllerProcess {
+ public:
+  static absl::StatusOr<std::unique_ptr<ControllerProcess>> start(
+      const std::vector<std::string>& args, const std::string& log_path);
+  ~ControllerProcess();
+  ControllerProcess(const ControllerProcess&) = delete;
+  ControllerProcess& operator=(const ControllerProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // The port of its HTTP endpoint, from the line it logs once it listens; nullopt when it did
+  // not log one within `timeout` (it exited, or hangs).
+  std::optional<int> waitForHttpPort(milliseconds timeout);
+  void signal(int signal);
+  // The exit code (128 + signal when killed) once it exited; nullopt if it still runs.
+  std::optional<int> waitForExit(milliseconds timeout);
+  bool running();
+  std::string log() const;
+
+ private:
+  ControllerProcess(pid_t pid, int pidfd, std::string log_path)
+      : pid_(pid), pidfd_(pidfd), log_path_(std::move(log_path)) {}
+
+  pid_t pid_;
+  int pidfd_;
+  std::string log_path_;
+  std::optional<int> exit_code_;
+};
+
+// The fake kube-apiserver over TLS with a bearer token, and a kubeconfig file that reaches it.
+class ApiServer {
+ public:
+  // Everything goes under `dir`.
+  static absl::StatusOr<std::unique_ptr<ApiServer>> start(const std::string& dir);
+  fakeapi::FakeApiServer& fake() { return *server_; }
+  const std::string& kubeconfigPath() const { return kubeconfig_; }
+
+  // The Events about one Pod with this reason, as the API server stores them.
+  std::vector<nlohmann::json> events(const std::string& pod_uid, const std::string& reason) const;
+  std::vector<std::string> messages(const std::string& pod_uid, const std::string& reason) const;
+
+ private:
+  std::unique_ptr<fakeapi::FakeApiServer> server_;
+  std::string kubeconfig_;
+};
+
+// Pings every IP in its set from the host every 50 ms, on its own thread, so that captures have
+// packets to write.
+class Pinger {
+ public:
+  Pinger();
+  ~Pinger();
+  void add(const std::string& ip);
+  void remove(const std::string& ip);
+
+ private:
+  void run();
+  std::mutex mu_;
+  std::condition_variable stop_changed_;
+  bool stop_ = false;
+  std::set<std::string> ips_;
+  std::thread thread_;
+};
+
+// The packets of a pcap file as IPv4 (source, destination) pairs, as far as it is written: a
+// record that tcpdump is still writing ends the list, it is not an error.
+struct Packet {
+  std::string source;
+  std::string destination;
+};
+absl::StatusOr<std::vector<Packet>> readPcap(const std::string& path);
+// The file exists and holds at least one packet record after the 24-byte pcap header.
+bool hasPacketRecord(const std::string& path);
+
+// Live (not zombie) tcpdump processes whose command line writes under `dir`, whoever their
+// parent: an orphan that outlived the controller shows up here too.
+std::vector<pid_t> tcpdumpsWritingTo(const std::string& dir);
+// Live children of `parent` named tcpdump.
+std::vector<pid_t> tcpdumpChildrenOf(pid_t parent);
+// Neither gone nor a zombie.
+bool processLives(pid_t pid);
+
+// Names of the files in `dir`, sorted.
+std::set<std::string> filesIn(const std::string& dir);
+
+// GET http://127.0.0.1:<port><path>; the status and body, or an error when nothing answered.
+struct HttpAnswer {
+  int status = 0;
+  std::string body;
+};
+absl::StatusOr<HttpAnswer> httpGet(int port, const std::string& path);
+
+// A process's memory and CPU time from /proc, 0 when it is gone. RSS counts every shared
+// library page in every process that maps it; PSS divides shared pages among their mappers, so
+// a sum of PSS is what a group of processes really holds.
+uint64_t residentBytes(pid_t pid);
+uint64_t proportionalBytes(pid_t pid);
+double cpuSeconds(pid_t pid);  // utime + stime
+
+}  // namespace e2e

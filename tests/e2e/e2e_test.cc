@@ -1,0 +1,551 @@
+// The real capture-controller binary, end to end: a real containerd (tests/lab) that plays the
+// kubelet's sandboxes, the fake kube-apiserver over TLS with a bearer token (tests/fakeapi), the
+// real tcpdump, and traffic pinged from the host. One lab for the whole binary; each test runs
+// its own controller, API server and capture directory, and its own Pods (fresh UIDs).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <iostream>
+#include <map>
+
+#include "cri/cri_sandbox_resolver.h"
+#include "tests/e2e/controller_harness.h"
+#include "tests/fakeapi/test_certs.h"
+#include "tests/lab/command.h"
+#include "tests/lab/lab_environment.h"
+#include "tests/support/e2e_guard.h"
+
+namespace e2e {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::AllOf;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+constexpr char kAnnotation[] = "tcpdump.antrea.io";
+constexpr char kNode[] = "e2e-node";
+// Generous for a shared 2-core machine; conditions usually hold within a second or two.
+constexpr milliseconds kDeadline = 30s;
+
+struct TestPod {
+  std::string namespace_;
+  std::string name;
+  std::string uid;
+  lab::Sandbox sandbox = {};
+  std::string netns = {};  // as containerd reports it
+};
+
+class ControllerE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    E2E_REQUIRE_ROOT();
+    E2E_REQUIRE(lab::LabEnvironment::lab() != nullptr, lab::LabEnvironment::why());
+    dir_ = fakeapi::makeTempDir("capture-e2e");
+    ASSERT_FALSE(dir_.empty());
+    capture_dir_ = dir_ + "/captures";
+    std::filesystem::create_directory(capture_dir_);
+    std::filesystem::create_directory(dir_ + "/api");
+    auto api = ApiServer::start(dir_ + "/api");
+    ASSERT_TRUE(api.ok()) << api.status();
+    api_ = std::move(*api);
+    pinger_ = std::make_unique<Pinger>();
+  }
+
+  void TearDown() override {
+    pinger_.reset();
+    if (HasFailure() && controller_ != nullptr) {
+      const std::string log = controller_->log();
+      std::cerr << "---- controller log (last 6000 bytes) ----\n"
+                << log.substr(log.size() > 6000 ? log.size() - 6000 : 0) << "----\n";
+    }
+    controller_.reset();
+    for (const std::string& id : sandboxes_) {
+      (void)lab().stopPodSandbox(id);
+      (void)lab().removePodSandbox(id);
+    }
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  lab::ContainerdLab& lab() { return *lab::LabEnvironment::lab(); }
+  fakeapi::FakeApiServer& api() { return api_->fake(); }
+
+  // The controller's flags for this test; `changed` replaces some of them by name.
+  std::vector<std::string> controllerArgs(std::map<std::string, std::string> changed = {}) {
+    std::map<std::string, std::string> flags = {
+        {"--node-name", kNode},
+        {"--cri-endpoint", lab().endpoint()},
+        {"--kubeconfig", api_->kubeconfigPath()},
+        {"--capture-dir", capture_dir_},
+        {"--http-address", "127.0.0.1:0"},
+        {"--tcpdump", "/usr/bin/tcpdump"},
+        {"--resync-period", "1s"},
+        {"--v", "1"},
+    };
+    for (auto& [flag, value] : changed) flags[flag] = value;
+    std::vector<std::string> args;
+    for (const auto& [flag, value] : flags) args.push_back(flag + "=" + value);
+    return args;
+  }
+
+  // Runs the binary to completion, for its short-lived commands and failures.
+  lab::CommandResult runBinary(std::vector<std::string> args) {
+    args.insert(args.begin(), CAPTURE_CONTROLLER);
+    auto result = lab::runCommand(args, 20s);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : lab::CommandResult{};
+  }
+
+  // Starts the controller and waits until it serves HTTP; `ready` also waits for /readyz.
+  void startController(std::vector<std::string> args, bool ready = true) {
+    const std::string log = dir_ + "/controller-" + std::to_string(++starts_) + ".log";
+    auto started = ControllerProcess::start(args, log);
+    ASSERT_TRUE(started.ok()) << started.status();
+    controller_ = std::move(*started);
+    const std::optional<int> port = controller_->waitForHttpPort(kDeadline);
+    ASSERT_TRUE(port) << "the controller did not log its HTTP address";
+    port_ = *port;
+    if (ready) {
+      ASSERT_TRUE(waitUntil(
+          [&] {
+            auto answer = httpGet(port_, "/readyz");
+            return answer.ok() && answer->status == 200;
+          },
+          kDeadline))
+          << "/readyz never passed";
+    }
+  }
+  void startController() { startController(controllerArgs()); }
+
+  // A Pod as the kubelet makes one: in the API first, then its sandbox, then pinged.
+  TestPod runPod(const std::string& namespace_, const std::string& name,
+                 bool host_network = false) {
+    TestPod pod{namespace_, name, api().createPod(namespace_, name, kNode, {}, host_network)};
+    auto sandbox = lab().runPodSandbox(lab::PodSpec{name, namespace_, pod.uid, 0, host_network});
+    EXPECT_TRUE(sandbox.ok()) << sandbox.status();
+    if (!sandbox.ok()) return pod;
+    pod.sandbox = *sandbox;
+    sandboxes_.push_back(sandbox->id);
+    if (!host_network) {
+      pod.netns = netnsOf(pod.uid);
+      pinger_->add(sandbox->ip);
+    }
+    return pod;
+  }
+
+  std::string netnsOf(const std::string& uid) {
+    cri::CriSandboxResolver resolver(lab().client());
+    auto info = resolver.resolve(uid);
+    EXPECT_TRUE(info.ok()) << info.status();
+    return info.ok() ? info->netns_path : "";
+  }
+
+  void annotate(const TestPod& pod, const std::string& value) {
+    api().setAnnotation(pod.namespace_, pod.name, kAnnotation, value);
+  }
+
+  // The Pod's entry in /captures, if it has one.
+  std::optional<nlohmann::json> captureOf(const TestPod& pod) {
+    auto answer = httpGet(port_, "/captures");
+    if (!answer.ok() || answer->status != 200) return std::nullopt;
+    const auto document = nlohmann::json::parse(answer->body, nullptr, false);
+    if (document.is_discarded()) return std::nullopt;
+    for (const nlohmann::json& capture : document.value("captures", nlohmann::json::array())) {
+      if (capture.value("podUid", "") == pod.uid) return capture;
+    }
+    return std::nullopt;
+  }
+
+  // One field of the Pod's /captures entry; null when it has none.
+  nlohmann::json captureField(const TestPod& pod, const std::string& key) {
+    const std::optional<nlohmann::json> capture = captureOf(pod);
+    return capture && capture->contains(key) ? capture->at(key) : nlohmann::json();
+  }
+
+  // Waits until the Pod's capture runs, in this sandbox when one is given, with a pid other
+  // than `not_pid`; returns its tcpdump pid (0 on timeout).
+  pid_t waitForRunningCapture(const TestPod& pod, const std::string& sandbox_id = "",
+                              pid_t not_pid = 0) {
+    pid_t pid = 0;
+    waitUntil(
+        [&] {
+          auto capture = captureOf(pod);
+          if (!capture || capture->value("state", "") != "Running") return false;
+          if (!sandbox_id.empty() && capture->value("sandboxId", "") != sandbox_id) return false;
+          const pid_t running = capture->value("pid", 0);
+          if (running == not_pid || !processLives(running)) return false;
+          pid = running;
+          return true;
+        },
+        kDeadline);
+    return pid;
+  }
+
+  bool waitForEvent(const TestPod& pod, const std::string& reason, size_t count = 1) {
+    return waitUntil([&] { return api_->events(pod.uid, reason).size() >= count; }, kDeadline);
+  }
+
+  // Waits until the file holds a packet from or to `ip`.
+  bool waitForPacketsOf(const std::string& file, const std::string& ip) {
+    return waitUntil(
+        [&] {
+          auto packets = readPcap(file);
+          if (!packets.ok()) return false;
+          return std::any_of(packets->begin(), packets->end(), [&](const Packet& p) {
+            return p.source == ip || p.destination == ip;
+          });
+        },
+        kDeadline);
+  }
+
+  // Annotates the Pod with `files` and waits until its tcpdump runs and its first file holds
+  // packets of the Pod's IP; returns the tcpdump pid (0, and a failure, when that never happens).
+  pid_t startCapture(const TestPod& pod, int files) {
+    annotate(pod, std::to_string(files));
+    const pid_t pid = waitForRunningCapture(pod);
+    EXPECT_NE(pid, 0) << pod.namespace_ << "/" << pod.name << ": no tcpdump runs";
+    const std::string base = captureOf(pod).value_or(nlohmann::json{}).value("filePath", "");
+    // tcpdump -W N numbers its files with the digits of N-1, none at all when N is 1.
+    const std::string first =
+        files == 1 ? base : base + std::string(std::to_string(files - 1).size(), '0');
+    EXPECT_TRUE(waitForPacketsOf(first, pod.sandbox.ip))
+        << "no packet of " << pod.sandbox.ip << " in " << first;
+    return pid;
+  }
+
+  // The files of the capture directory whose names start with `prefix`.
+  std::set<std::string> filesStartingWith(const std::string& prefix) {
+    std::set<std::string> found;
+    for (const std::string& name : filesIn(capture_dir_)) {
+      if (name.starts_with(prefix)) found.insert(name);
+    }
+    return found;
+  }
+
+  bool waitUntilGone(pid_t pid) {
+    return waitUntil([&] { return !processLives(pid); }, kDeadline);
+  }
+
+  std::string file(const std::string& name) const { return capture_dir_ + "/" + name; }
+
+  std::string dir_;
+  std::string capture_dir_;
+  std::unique_ptr<ApiServer> api_;
+  std::unique_ptr<Pinger> pinger_;
+  std::unique_ptr<ControllerProcess> controller_;
+  int port_ = 0;
+  int starts_ = 0;
+  std::vector<std::string> sandboxes_;
+};
+
+ino_t inodeOf(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+ino_t netnsOfProcess(pid_t pid) { return inodeOf("/proc/" + std::to_string(pid) + "/ns/net"); }
+
+TEST_F(ControllerE2E, AnnotationStartsACaptureOfThePodsTrafficInItsNetns) {
+  startController();
+  const TestPod web = runPod("default", "web");
+  annotate(web, "3");
+
+  EXPECT_TRUE(waitForPacketsOf(file("capture-web.pcap0"), web.sandbox.ip))
+      << "no packet of " << web.sandbox.ip << " in capture-web.pcap0";
+  ASSERT_TRUE(waitForEvent(web, "CaptureStarted"));
+  const nlohmann::json started = api_->events(web.uid, "CaptureStarted").at(0);
+  EXPECT_EQ(started.value("type", ""), "Normal");
+  EXPECT_THAT(started.value("message", ""),
+              AllOf(HasSubstr(file("capture-web.pcap0")), HasSubstr("3 files"),
+                    HasSubstr(web.sandbox.id), HasSubstr(web.netns)));
+
+  const pid_t pid = waitForRunningCapture(web);
+  ASSERT_NE(pid, 0);
+  EXPECT_THAT(tcpdumpChildrenOf(controller_->pid()), ElementsAre(pid));
+  EXPECT_EQ(netnsOfProcess(pid), inodeOf(web.netns))
+      << "tcpdump is not in the Pod's network namespace";
+  EXPECT_NE(netnsOfProcess(pid), netnsOfProcess(::getpid()));
+}
+
+TEST_F(ControllerE2E, RemovingTheAnnotationStopsTcpdumpAndDeletesOnlyItsFiles) {
+  startController();
+  const TestPod web = runPod("default", "web");
+  const TestPod web1 = runPod("default", "web-1");
+  const pid_t web_pid = startCapture(web, 2);
+  const pid_t web1_pid = startCapture(web1, 2);
+  ASSERT_FALSE(HasFailure());
+
+  api().removeAnnotation(web.namespace_, web.name, kAnnotation);
+  EXPECT_TRUE(waitUntilGone(web_pid));
+  EXPECT_TRUE(waitUntil([&] { return filesStartingWith("capture-web.pcap").empty(); }, kDeadline))
+      << "left: " << ::testing::PrintToString(filesStartingWith("capture-web.pcap"));
+  ASSERT_TRUE(waitForEvent(web, "CaptureStopped"));
+  EXPECT_THAT(api_->messages(web.uid, "CaptureStopped").at(0),
+              AllOf(HasSubstr("annotation tcpdump.antrea.io was removed"),
+                    HasSubstr(file("capture-web.pcap0"))));
+
+  EXPECT_THAT(tcpdumpChildrenOf(controller_->pid()), ElementsAre(web1_pid));
+  EXPECT_THAT(filesStartingWith("capture-web-1.pcap"), Contains("capture-web-1.pcap0"));
+  EXPECT_TRUE(captureOf(web1).has_value());
+  EXPECT_FALSE(captureOf(web).has_value());
+}
+
+TEST_F(ControllerE2E, TheCaptureFollowsAReplacedSandbox) {
+  startController();
+  const TestPod web = runPod("default", "web");
+  const pid_t old_pid = startCapture(web, 1);  // one file, no rotation suffix
+  ASSERT_FALSE(HasFailure());
+  EXPECT_THAT(filesIn(capture_dir_), ElementsAre("capture-web.pcap"));
+
+  // What the kubelet does when a sandbox dies: a new one for the same Pod, attempt + 1.
+  ASSERT_TRUE(lab().stopPodSandbox(web.sandbox.id).ok());
+  auto replaced = lab().runPodSandbox(lab::PodSpec{web.name, web.namespace_, web.uid, 1});
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  sandboxes_.push_back(replaced->id);
+  pinger_->remove(web.sandbox.ip);
+  pinger_->add(replaced->ip);
+  const std::string new_netns = netnsOf(web.uid);
+  ASSERT_NE(new_netns, web.netns);
+
+  const pid_t new_pid = waitForRunningCapture(web, replaced->id, old_pid);
+  ASSERT_NE(new_pid, 0);
+  EXPECT_FALSE(processLives(old_pid));
+  EXPECT_EQ(netnsOfProcess(new_pid), inodeOf(new_netns));
+  ASSERT_TRUE(waitForEvent(web, "CaptureRestarted"));
+  EXPECT_THAT(api_->messages(web.uid, "CaptureRestarted").back(),
+              AllOf(HasSubstr(web.sandbox.id), HasSubstr(replaced->id), HasSubstr(new_netns)));
+  EXPECT_TRUE(waitForPacketsOf(file("capture-web.pcap"), replaced->ip))
+      << "no packet of the new sandbox's IP " << replaced->ip;
+}
+
+TEST_F(ControllerE2E, DeletingThePodStopsTcpdumpAndDeletesItsFiles) {
+  startController();
+  const TestPod web = runPod("default", "web");
+  const pid_t pid = startCapture(web, 2);
+  ASSERT_FALSE(HasFailure());
+
+  api().deletePod(web.namespace_, web.name);
+  EXPECT_TRUE(waitUntilGone(pid));
+  EXPECT_TRUE(waitUntil([&] { return filesIn(capture_dir_).empty(); }, kDeadline))
+      << "left: " << ::testing::PrintToString(filesIn(capture_dir_));
+  EXPECT_THAT(tcpdumpChildrenOf(controller_->pid()), IsEmpty());
+}
+
+TEST_F(ControllerE2E, AfterASigkillNoTcpdumpOutlivesTheControllerAndARestartCleansUp) {
+  startController();
+  const TestPod a = runPod("default", "a");
+  const TestPod b = runPod("default", "b");
+  const pid_t a_pid = startCapture(a, 2);
+  startCapture(b, 2);
+  ASSERT_FALSE(HasFailure());
+
+  controller_->signal(SIGKILL);
+  ASSERT_EQ(controller_->waitForExit(kDeadline), 128 + SIGKILL);
+  EXPECT_TRUE(waitUntil([&] { return tcpdumpsWritingTo(capture_dir_).empty(); }, kDeadline))
+      << "orphaned tcpdump: " << ::testing::PrintToString(tcpdumpsWritingTo(capture_dir_));
+
+  // While no controller runs, b no longer wants a capture: its files belong to nobody.
+  api().removeAnnotation(b.namespace_, b.name, kAnnotation);
+  startController();
+  const pid_t a_again = waitForRunningCapture(a, a.sandbox.id, a_pid);
+  ASSERT_NE(a_again, 0);
+  EXPECT_THAT(tcpdumpsWritingTo(capture_dir_), ElementsAre(a_again));
+  EXPECT_THAT(filesStartingWith("capture-b"), IsEmpty());
+  for (const std::string& name : filesIn(capture_dir_)) {
+    EXPECT_TRUE(name.starts_with("capture-a.pcap")) << name << " belongs to no capture";
+  }
+  EXPECT_FALSE(captureOf(b).has_value());
+}
+
+TEST_F(ControllerE2E, AKilledTcpdumpIsRestartedAndReported) {
+  startController();
+  const TestPod web = runPod("default", "web");
+  const pid_t first = startCapture(web, 2);
+  ASSERT_FALSE(HasFailure());
+
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  const pid_t second = waitForRunningCapture(web, web.sandbox.id, first);
+  ASSERT_NE(second, 0);
+  EXPECT_THAT(tcpdumpChildrenOf(controller_->pid()), ElementsAre(second));
+  ASSERT_TRUE(waitForEvent(web, "CaptureFailed"));
+  const nlohmann::json failed = api_->events(web.uid, "CaptureFailed").at(0);
+  EXPECT_EQ(failed.value("type", ""), "Warning");
+  EXPECT_THAT(failed.value("message", ""), HasSubstr("killed by signal 9"));
+  ASSERT_TRUE(waitForEvent(web, "CaptureRestarted"));
+  EXPECT_EQ(captureField(web, "restarts"), 1);
+}
+
+TEST_F(ControllerE2E, SigtermStopsEveryTcpdumpAndExitsZero) {
+  startController();
+  const TestPod a = runPod("default", "a");
+  const TestPod b = runPod("default", "b");
+  const pid_t a_pid = startCapture(a, 2);
+  const pid_t b_pid = startCapture(b, 3);
+  ASSERT_FALSE(HasFailure());
+
+  controller_->signal(SIGTERM);
+  EXPECT_EQ(controller_->waitForExit(15s), 0);
+  EXPECT_FALSE(processLives(a_pid));
+  EXPECT_FALSE(processLives(b_pid));
+  EXPECT_THAT(tcpdumpsWritingTo(capture_dir_), IsEmpty());
+  // The Pods still want their captures: the files stay for the next start.
+  EXPECT_THAT(filesStartingWith("capture-a.pcap"), Contains("capture-a.pcap0"));
+}
+
+TEST_F(ControllerE2E, InvalidAnnotationsAndHostNetworkPodsRunNothing) {
+  startController();
+  const TestPod bad = runPod("default", "bad");
+  annotate(bad, "many");
+  ASSERT_TRUE(waitForEvent(bad, "InvalidCaptureAnnotation"));
+  const nlohmann::json invalid = api_->events(bad.uid, "InvalidCaptureAnnotation").at(0);
+  EXPECT_EQ(invalid.value("type", ""), "Warning");
+  EXPECT_THAT(invalid.value("message", ""), HasSubstr("many"));
+
+  const TestPod host = runPod("default", "host", /*host_network=*/true);
+  annotate(host, "2");
+  ASSERT_TRUE(waitForEvent(host, "CaptureFailed"));
+  EXPECT_THAT(api_->messages(host.uid, "CaptureFailed").at(0), HasSubstr("hostNetwork"));
+
+  // A running capture whose annotation turns invalid stops.
+  const TestPod good = runPod("default", "good");
+  const pid_t pid = startCapture(good, 2);
+  ASSERT_FALSE(HasFailure());
+  annotate(good, "0");
+  EXPECT_TRUE(waitUntilGone(pid));
+  ASSERT_TRUE(waitForEvent(good, "InvalidCaptureAnnotation"));
+  ASSERT_TRUE(waitForEvent(good, "CaptureStopped"));
+  EXPECT_TRUE(waitUntil([&] { return filesIn(capture_dir_).empty(); }, kDeadline))
+      << "left: " << ::testing::PrintToString(filesIn(capture_dir_));
+
+  EXPECT_THAT(tcpdumpsWritingTo(capture_dir_), IsEmpty());
+  EXPECT_FALSE(captureOf(bad).has_value());
+  EXPECT_FALSE(captureOf(host).has_value());
+  EXPECT_THAT(api_->events(bad.uid, "CaptureStarted"), IsEmpty());
+  EXPECT_THAT(api_->events(host.uid, "CaptureStarted"), IsEmpty());
+}
+
+TEST_F(ControllerE2E, SameNameInTwoNamespacesMakesTwoCapturesWithTheirOwnFiles) {
+  startController();
+  const TestPod alpha = runPod("alpha", "web");
+  const TestPod beta = runPod("beta", "web");
+  const pid_t alpha_pid = startCapture(alpha, 2);
+  const pid_t beta_pid = startCapture(beta, 2);  // the second web of the node
+  ASSERT_FALSE(HasFailure());
+  EXPECT_NE(alpha_pid, beta_pid);
+  EXPECT_EQ(captureField(alpha, "filePath"), file("capture-web.pcap"));
+  EXPECT_EQ(captureField(beta, "filePath"), file("capture-beta_web.pcap"));
+
+  api().deletePod(beta.namespace_, beta.name);
+  EXPECT_TRUE(waitUntilGone(beta_pid));
+  EXPECT_TRUE(waitUntil([&] { return filesStartingWith("capture-beta_web").empty(); }, kDeadline));
+  EXPECT_THAT(filesStartingWith("capture-web.pcap"), Contains("capture-web.pcap0"));
+  EXPECT_TRUE(processLives(alpha_pid));
+}
+
+TEST_F(ControllerE2E, WithoutContainerdItStaysUpUnreadyAndReportsCaptureFailed) {
+  startController(controllerArgs({{"--cri-endpoint", "unix://" + dir_ + "/no-containerd.sock"}}),
+                  /*ready=*/false);
+  TestPod lonely{"default", "lonely",
+                 api().createPod("default", "lonely", kNode, {{kAnnotation, "2"}})};
+
+  ASSERT_TRUE(waitForEvent(lonely, "CaptureFailed"));
+  const nlohmann::json failed = api_->events(lonely.uid, "CaptureFailed").at(0);
+  EXPECT_EQ(failed.value("type", ""), "Warning");
+  EXPECT_THAT(failed.value("message", ""), HasSubstr("no-containerd.sock"));
+
+  auto health = httpGet(port_, "/healthz");
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(health->status, 200);
+  auto ready = httpGet(port_, "/readyz");
+  ASSERT_TRUE(ready.ok()) << ready.status();
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_THAT(ready->body,
+              AllOf(HasSubstr("[+]pod-informer ok"), HasSubstr("[-]container-runtime failed"),
+                    HasSubstr("[+]capture-worker ok")));
+  auto metrics = httpGet(port_, "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(metrics->body, AllOf(HasSubstr("capture_controller_runtime_reachable 0\n"),
+                                   HasSubstr("capture_controller_captures_active 0\n")));
+  EXPECT_TRUE(controller_->running());
+  EXPECT_THAT(controller_->log(), HasSubstr("container runtime not reachable"));
+  EXPECT_EQ(captureField(lonely, "state"), "Backoff");
+}
+
+TEST_F(ControllerE2E, MetricsCapturesAndTheCapturesCommandShowTheRunningCapture) {
+  startController();
+  const TestPod web = runPod("default", "web");
+  const pid_t pid = startCapture(web, 2);
+  ASSERT_FALSE(HasFailure());
+
+  auto metrics = httpGet(port_, "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(metrics->body,
+              AllOf(HasSubstr("capture_controller_captures_active 1\n"),
+                    HasSubstr("capture_controller_captures_started_total 1\n"),
+                    HasSubstr("capture_controller_informer_synced 1\n"),
+                    HasSubstr("capture_controller_runtime_reachable 1\n"),
+                    HasSubstr("capture_controller_cri_requests_total{method=\"ListPodSandbox\"}"),
+                    HasSubstr("capture_controller_events_posted_total")));
+
+  const std::optional<nlohmann::json> capture = captureOf(web);
+  ASSERT_TRUE(capture);
+  EXPECT_EQ(capture->value("podNamespace", ""), "default");
+  EXPECT_EQ(capture->value("podName", ""), "web");
+  EXPECT_EQ(capture->value("state", ""), "Running");
+  EXPECT_EQ(capture->value("sandboxId", ""), web.sandbox.id);
+  EXPECT_EQ(capture->value("netnsPath", ""), web.netns);
+  EXPECT_EQ(capture->value("pid", 0), pid);
+  EXPECT_EQ(capture->value("files", 0), 2);
+  ASSERT_FALSE(capture->at("filesOnDisk").empty());
+  EXPECT_EQ(capture->at("filesOnDisk")[0].value("path", ""), file("capture-web.pcap0"));
+  EXPECT_GT(capture->at("filesOnDisk")[0].value("bytes", 0), 24);
+
+  const std::string address = "--http-address=127.0.0.1:" + std::to_string(port_);
+  const lab::CommandResult table = runBinary({"captures", address});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, AllOf(HasSubstr("default/web"), HasSubstr("Running"),
+                               HasSubstr(web.sandbox.id.substr(0, 13)), HasSubstr(web.netns),
+                               HasSubstr(std::to_string(pid)), HasSubstr("capture-web.pcap0 (")));
+  EXPECT_THAT(table.out, Not(HasSubstr(web.sandbox.id.substr(0, 14))));
+
+  const lab::CommandResult json = runBinary({"captures", "--json", address});
+  const auto document = nlohmann::json::parse(json.out, nullptr, false);
+  ASSERT_FALSE(document.is_discarded()) << json.out;
+  EXPECT_EQ(document.at("captures").at(0).value("sandboxId", ""), web.sandbox.id);
+
+  const lab::CommandResult nobody = runBinary({"captures", "--http-address=127.0.0.1:1"});
+  EXPECT_EQ(nobody.exit_code, 1);
+  EXPECT_THAT(nobody.err, HasSubstr("not answering at 127.0.0.1:1"));
+}
+
+TEST_F(ControllerE2E, StartUpFailuresNameWhatIsMissing) {
+  const std::string no_tcpdump = dir_ + "/no-tcpdump";
+  const lab::CommandResult without_tcpdump = runBinary(controllerArgs({{"--tcpdump", no_tcpdump}}));
+  EXPECT_EQ(without_tcpdump.exit_code, 1);
+  EXPECT_THAT(without_tcpdump.err, HasSubstr("cannot run tcpdump at " + no_tcpdump));
+
+  const std::string no_config = dir_ + "/no-kubeconfig";
+  const lab::CommandResult without_config =
+      runBinary(controllerArgs({{"--kubeconfig", no_config}}));
+  EXPECT_EQ(without_config.exit_code, 1);
+  EXPECT_THAT(without_config.err, HasSubstr(no_config));
+
+  const lab::CommandResult without_node = runBinary({"run", "--node-name="});
+  EXPECT_EQ(without_node.exit_code, 2);
+  EXPECT_THAT(without_node.err, HasSubstr("--node-name"));
+}
+
+}  // namespace
+}  // namespace e2e
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new lab::LabEnvironment);
+  return RUN_ALL_TESTS();
+}
