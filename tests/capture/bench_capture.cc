@@ -169,8 +169,8 @@ void BM_TcpdumpStartToFirstFile(benchmark::State& state) {
     auto launched = (*launcher)->start(
         LaunchSpec{"uid", tcpdump->argv(2, dir.file("capture-b.pcap")), netns.path(), 0});
     if (!launched.ok() ||
-        !testing::waitFor([&] { return std::filesystem::exists(dir.file("capture-b.pcap0")); },
-                          10s)) {
+        !testing::waitUntil([&] { return std::filesystem::exists(dir.file("capture-b.pcap0")); },
+                            10s)) {
       state.SkipWithError("tcpdump did not start");
       return;
     }

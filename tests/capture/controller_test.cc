@@ -22,7 +22,7 @@ using ::testing::IsEmpty;
 using testing::makePod;
 using testing::makeSandbox;
 using ::testing::SizeIs;
-using testing::waitFor;
+using testing::waitUntil;
 
 TEST(WorkQueue, HandsOutEachKeyOnceAndTheEarliestDueTimeWins) {
   WorkQueue queue;
@@ -84,7 +84,7 @@ class ControllerTest : public ::testing::Test {
     resolver_.set(pod.uid, makeSandbox("s1", "/var/run/netns/cni-s1"));
     pods_.set(pod);
     controller->onAdd(pod);
-    EXPECT_TRUE(waitFor([&] { return running(pod.uid); }));
+    EXPECT_TRUE(waitUntil([&] { return running(pod.uid); }));
     return controller;
   }
 
@@ -98,7 +98,7 @@ class ControllerTest : public ::testing::Test {
 TEST_F(ControllerTest, PodEventsStartAndStopCaptures) {
   const k8s::Pod pod = makePod("uid-1", "default", "web", "2");
   auto controller = startWithRunningCapture(pod);
-  ASSERT_TRUE(waitFor([&] { return controller->stats().active == 1; }));
+  ASSERT_TRUE(waitUntil([&] { return controller->stats().active == 1; }));
   const auto captures = controller->captures();
   ASSERT_THAT(captures, SizeIs(1));
   EXPECT_EQ(captures[0].pod_name, "web");
@@ -106,8 +106,8 @@ TEST_F(ControllerTest, PodEventsStartAndStopCaptures) {
 
   pods_.remove("uid-1");
   controller->onDelete(pod);
-  ASSERT_TRUE(waitFor([&] { return !running("uid-1"); }));
-  ASSERT_TRUE(waitFor([&] { return controller->stats().stopped == 1; }));
+  ASSERT_TRUE(waitUntil([&] { return !running("uid-1"); }));
+  ASSERT_TRUE(waitUntil([&] { return controller->stats().stopped == 1; }));
   EXPECT_THAT(controller->captures(), IsEmpty());
   EXPECT_THAT(events_.reasons(), ::testing::ElementsAre(kReasonStarted, kReasonStopped));
 }
@@ -118,7 +118,7 @@ TEST_F(ControllerTest, AnUpdateRestartsWithTheNewFileCount) {
   const k8s::Pod after = makePod("uid-1", "default", "web", "4");
   pods_.set(after);
   controller->onUpdate(before, after);
-  ASSERT_TRUE(waitFor([&] { return controller->stats().restarts == 1; }));
+  ASSERT_TRUE(waitUntil([&] { return controller->stats().restarts == 1; }));
   EXPECT_EQ(launcher_.starts().back().argv[4], "4");
 }
 
@@ -128,13 +128,13 @@ TEST_F(ControllerTest, AnExitReportedFromTheLaunchersThreadIsRestarted) {
   const ProcessId first = *launcher_.runningFor("uid-1");
   std::thread reaper([&] { launcher_.exit(first, ExitStatus{2, 0}, "oops", /*notify=*/true); });
   reaper.join();
-  ASSERT_TRUE(waitFor([&] {
+  ASSERT_TRUE(waitUntil([&] {
     auto id = launcher_.runningFor("uid-1");
     return id && *id != first;
   }));
   EXPECT_THAT(events_.withReason(kReasonFailed)[0].message,
               AllOf(HasSubstr("exited with status 2"), HasSubstr("oops")));
-  ASSERT_TRUE(waitFor([&] { return controller->stats().restarts == 1; }));
+  ASSERT_TRUE(waitUntil([&] { return controller->stats().restarts == 1; }));
   EXPECT_EQ(controller->stats().failed, 1u);
 }
 
@@ -142,7 +142,7 @@ TEST_F(ControllerTest, ResyncNoticesAReplacedSandboxWithoutAnyPodEvent) {
   const k8s::Pod pod = makePod("uid-1", "default", "web", "2");
   auto controller = startWithRunningCapture(pod);
   resolver_.set("uid-1", makeSandbox("s2", "/var/run/netns/cni-s2"));  // the kubelet's doing
-  ASSERT_TRUE(waitFor([&] {
+  ASSERT_TRUE(waitUntil([&] {
     return !launcher_.running().empty() &&
            launcher_.running().begin()->second.netns_path == "/var/run/netns/cni-s2";
   }));
@@ -156,10 +156,10 @@ TEST_F(ControllerTest, APodWaitingForItsSandboxStartsWhenItIsReady) {
   const k8s::Pod pod = makePod("uid-1", "default", "web", "2");
   pods_.set(pod);
   controller->onAdd(pod);
-  ASSERT_TRUE(waitFor([&] { return resolver_.calls() >= 3; }));  // retried on its own
+  ASSERT_TRUE(waitUntil([&] { return resolver_.calls() >= 3; }));  // retried on its own
   EXPECT_FALSE(running("uid-1"));
   resolver_.set("uid-1", makeSandbox("s1", "/var/run/netns/cni-s1"));
-  ASSERT_TRUE(waitFor([&] { return running("uid-1"); }));
+  ASSERT_TRUE(waitUntil([&] { return running("uid-1"); }));
 }
 
 TEST_F(ControllerTest, StartCleansUpAndPicksUpPodsAlreadyInTheCache) {
@@ -170,8 +170,8 @@ TEST_F(ControllerTest, StartCleansUpAndPicksUpPodsAlreadyInTheCache) {
   auto controller = makeController();
   ASSERT_TRUE(controller->start().ok());
   EXPECT_EQ(dir_.names(), (std::set<std::string>{"capture-web.pcap0"}));
-  ASSERT_TRUE(waitFor([&] { return running("uid-1"); }));  // no Pod event needed
-  EXPECT_FALSE(controller->start().ok());                  // once only
+  ASSERT_TRUE(waitUntil([&] { return running("uid-1"); }));  // no Pod event needed
+  EXPECT_FALSE(controller->start().ok());                    // once only
 }
 
 TEST_F(ControllerTest, StartFailsWithoutTheCaptureDirectory) {
@@ -188,7 +188,7 @@ TEST_F(ControllerTest, AnIdleWorkerStillPassesOncePerResync) {
   const auto first = controller->lastWorkerPass();
   ASSERT_TRUE(first.has_value());
   // No Pod, no event: only the resync (every 50 ms here) wakes the worker.
-  EXPECT_TRUE(waitFor([&] { return *controller->lastWorkerPass() >= *first + 100ms; }));
+  EXPECT_TRUE(waitUntil([&] { return *controller->lastWorkerPass() >= *first + 100ms; }));
 }
 
 TEST_F(ControllerTest, StopEndsEveryTcpdumpAndKeepsTheFiles) {
@@ -200,7 +200,7 @@ TEST_F(ControllerTest, StopEndsEveryTcpdumpAndKeepsTheFiles) {
     pods_.set(pod);
     controller->onAdd(pod);
   }
-  ASSERT_TRUE(waitFor([&] { return launcher_.running().size() == 2; }));
+  ASSERT_TRUE(waitUntil([&] { return launcher_.running().size() == 2; }));
   dir_.touch("capture-web-uid-1.pcap0");
   controller->stop();
   EXPECT_THAT(launcher_.running(), IsEmpty());
@@ -237,7 +237,7 @@ TEST(ControllerWithRealTcpdump, AnnotationStartsACaptureAndRemovingItDeletesTheF
   controller.onAdd(pod);
   {
     testing::LoopbackTraffic traffic(netns.path());
-    ASSERT_TRUE(waitFor(
+    ASSERT_TRUE(waitUntil(
         [&] {
           struct stat st;
           return ::stat(dir.file("capture-web.pcap0").c_str(), &st) == 0 && st.st_size > 24;
@@ -253,8 +253,8 @@ TEST(ControllerWithRealTcpdump, AnnotationStartsACaptureAndRemovingItDeletesTheF
   const k8s::Pod unannotated = makePod("uid-1", "default", "web", std::nullopt);
   pods.set(unannotated);
   controller.onUpdate(pod, unannotated);
-  ASSERT_TRUE(waitFor([&] { return (*launcher)->running() == 0 && dir.names().empty(); }));
-  ASSERT_TRUE(waitFor([&] { return !events.withReason(kReasonStopped).empty(); }));
+  ASSERT_TRUE(waitUntil([&] { return (*launcher)->running() == 0 && dir.names().empty(); }));
+  ASSERT_TRUE(waitUntil([&] { return !events.withReason(kReasonStopped).empty(); }));
   EXPECT_THAT(events.withReason(kReasonStopped)[0].message,
               HasSubstr("deleted " + dir.file("capture-web.pcap0")));
   controller.stop();

@@ -19,6 +19,7 @@
 #include "cri/sandbox_resolver.h"
 #include "k8s/event_sink.h"
 #include "k8s/pod.h"
+#include "tests/support/wait.h"
 
 // Fakes of the capture engine's seams. Each is thread-safe, because the Controller calls them
 // from its worker while the test thread edits them.
@@ -257,15 +258,6 @@ class TempDir {
   std::string path_;
 };
 
-// Polls `condition` until it holds or `timeout` passes: for what another thread does.
-inline bool waitFor(const std::function<bool()>& condition,
-                    Duration timeout = std::chrono::seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
-}
+using testsupport::waitUntil;
 
 }  // namespace capture::testing

@@ -24,7 +24,7 @@ using ::testing::HasSubstr;
 using testing::LoopbackTraffic;
 using testing::TempDir;
 using testing::TestNetns;
-using testing::waitFor;
+using testing::waitUntil;
 
 TEST(ProbeTcpdump, MatchesWhatTheInstalledTcpdumpAccepts) {
   ASSERT_TRUE(std::filesystem::exists(kDefaultTcpdumpPath)) << "tcpdump is in packages.txt";
@@ -114,7 +114,7 @@ TEST_F(NetnsLauncherTest, TcpdumpCapturesTheNamespacesTrafficAndFlushesOnStop) {
   {
     LoopbackTraffic traffic(netns_.path());
     // The pcap header alone is 24 bytes: wait for packets, written out as they come (-U).
-    ASSERT_TRUE(waitFor(
+    ASSERT_TRUE(waitUntil(
         [&] {
           struct stat st;
           return ::stat(dir_.file("capture-web.pcap0").c_str(), &st) == 0 && st.st_size > 24;
@@ -136,7 +136,7 @@ TEST_F(NetnsLauncherTest, TcpdumpCapturesTheNamespacesTrafficAndFlushesOnStop) {
 TEST_F(NetnsLauncherTest, OneFileCaptureHasNoRotationSuffix) {
   auto launched = launcher_->start(tcpdumpSpec(1));
   ASSERT_TRUE(launched.ok()) << launched.status();
-  ASSERT_TRUE(waitFor([&] { return std::filesystem::exists(dir_.file("capture-web.pcap")); }));
+  ASSERT_TRUE(waitUntil([&] { return std::filesystem::exists(dir_.file("capture-web.pcap")); }));
   ASSERT_TRUE(launcher_->stop(launched->id, 5s).ok());
   EXPECT_EQ(dir_.names(), (std::set<std::string>{"capture-web.pcap"}));
 }
@@ -144,7 +144,7 @@ TEST_F(NetnsLauncherTest, OneFileCaptureHasNoRotationSuffix) {
 TEST_F(NetnsLauncherTest, ElevenFilesArePaddedToTwoDigits) {
   auto launched = launcher_->start(tcpdumpSpec(11));
   ASSERT_TRUE(launched.ok()) << launched.status();
-  ASSERT_TRUE(waitFor([&] { return std::filesystem::exists(dir_.file("capture-web.pcap00")); }));
+  ASSERT_TRUE(waitUntil([&] { return std::filesystem::exists(dir_.file("capture-web.pcap00")); }));
   ASSERT_TRUE(launcher_->stop(launched->id, 5s).ok());
 }
 
@@ -183,7 +183,7 @@ TEST_F(NetnsLauncherTest, StopEscalatesToSigkillAfterTheGracePeriod) {
                  netns_.path(),
                  0});
   ASSERT_TRUE(launched.ok()) << launched.status();
-  ASSERT_TRUE(waitFor([&] { return std::filesystem::exists(ready); }));  // SIGTERM is ignored
+  ASSERT_TRUE(waitUntil([&] { return std::filesystem::exists(ready); }));  // SIGTERM is ignored
   auto stopped = launcher_->stop(launched->id, 200ms);
   ASSERT_TRUE(stopped.ok()) << stopped.status();
   EXPECT_EQ(stopped->status.signal, SIGKILL);

@@ -25,15 +25,6 @@
 
 namespace e2e {
 
-bool waitUntil(const std::function<bool()>& condition, milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!condition()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  return true;
-}
-
 // ---- ControllerProcess ----
 
 absl::StatusOr<std::unique_ptr<ControllerProcess>> ControllerProcess::start(

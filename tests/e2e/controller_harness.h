@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "tests/fakeapi/fake_api_server.h"
 #include "tests/lab/containerd_lab.h"
+#include "tests/support/wait.h"
 
 // What the end-to-end tests and bench_e2e need around the real capture-controller binary: the
 // process itself, the fake API server it talks to over TLS, and ways to look at what it did
@@ -27,9 +28,11 @@ namespace e2e {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// Polls `condition` every few milliseconds until it holds or `timeout` passes: for what another
-// process does, which sends no notification.
-bool waitUntil(const std::function<bool()>& condition, milliseconds timeout);
+// testsupport::waitUntil, polling every 10 ms: these conditions cost an HTTP request or a /proc
+// walk each.
+inline bool waitUntil(const std::function<bool()>& condition, milliseconds timeout) {
+  return testsupport::waitUntil(condition, timeout, milliseconds(10));
+}
 
 // The capture-controller binary as a child process, its stdout and stderr in a log file. It
 // dies with the test process (PR_SET_PDEATHSIG), and the destructor SIGKILLs and reaps it.

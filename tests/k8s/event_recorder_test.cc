@@ -164,7 +164,7 @@ TEST_F(EventRecorderTest, AStalledServerNeverBlocksEmit) {
   o.queue_capacity = 100;
   EventRecorder recorder(config(), o);
   recorder.emit(kWeb0, EventType::kNormal, "First", "m");
-  ASSERT_TRUE(k8stest::eventually([&] { return server_.stalledRequests() == 1; }));
+  ASSERT_TRUE(k8stest::waitUntil([&] { return server_.stalledRequests() == 1; }));
   const auto before = std::chrono::steady_clock::now();
   for (int i = 0; i < 10'000; ++i) {
     recorder.emit(kWeb0, EventType::kNormal, "Reason", "message " + std::to_string(i));

@@ -222,7 +222,7 @@ TEST_F(PodInformerTest, MalformedLineMakesItRelistAndGoOn) {
   server_.createPod("rec", "web-0", kNode);
   startSynced();
   server_.injectWatchLine("{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Pod\",");
-  ASSERT_TRUE(k8stest::eventually([&] { return informer_->stats().relists == 1; }));
+  ASSERT_TRUE(k8stest::waitUntil([&] { return informer_->stats().relists == 1; }));
   server_.setAnnotation("rec", "web-0", "a", "1");
   expectCalls({"update rec/web-0 +a=1"});  // the relist itself changed nothing
 }
@@ -231,7 +231,7 @@ TEST_F(PodInformerTest, UnexpectedKindMakesItRelistAndGoOn) {
   startSynced();
   server_.injectWatchLine(
       R"({"type":"ADDED","object":{"kind":"Service","apiVersion":"v1","metadata":{"name":"s"}}})");
-  ASSERT_TRUE(k8stest::eventually([&] { return informer_->stats().relists == 1; }));
+  ASSERT_TRUE(k8stest::waitUntil([&] { return informer_->stats().relists == 1; }));
   server_.createPod("rec", "web-0", kNode);
   expectCalls({"add rec/web-0"});
 }
@@ -243,9 +243,9 @@ TEST_F(PodInformerTest, BookmarkMovesTheResumeVersion) {
   const uint64_t events_before = informer_->stats().events_received;
   server_.sendBookmark();
   ASSERT_TRUE(
-      k8stest::eventually([&] { return informer_->stats().events_received > events_before; }));
+      k8stest::waitUntil([&] { return informer_->stats().events_received > events_before; }));
   server_.dropWatches();
-  ASSERT_TRUE(k8stest::eventually([&] { return watchRequests().size() >= 2; }));
+  ASSERT_TRUE(k8stest::waitUntil([&] { return watchRequests().size() >= 2; }));
   EXPECT_EQ(watchRequests()[1].params.at("resourceVersion"), std::to_string(bookmarked));
   expectCalls({});
 }
@@ -260,7 +260,7 @@ TEST_F(PodInformerTest, StopIsPromptInAnIdleWatch) {
 TEST_F(PodInformerTest, StopIsPromptWhileTheServerStalls) {
   server_.setStalled(true);
   startInformer(options());
-  ASSERT_TRUE(k8stest::eventually([&] { return server_.stalledRequests() == 1; }));
+  ASSERT_TRUE(k8stest::waitUntil([&] { return server_.stalledRequests() == 1; }));
   const auto before = std::chrono::steady_clock::now();
   informer_->stop();
   EXPECT_LT(std::chrono::steady_clock::now() - before, 500ms);
@@ -306,7 +306,7 @@ TEST_F(PodInformerTest, ASlowHandlerDoesNotStallTheStream) {
   ASSERT_TRUE(server_.waitForOpenWatches(1, 10s));  // listed, and watching: handler still blocked
   const uint64_t before = informer.stats().events_received;
   for (int i = 0; i < 20; ++i) server_.createPod("rec", "more-" + std::to_string(i), kNode);
-  ASSERT_TRUE(k8stest::eventually([&] { return informer.stats().events_received == before + 20; }));
+  ASSERT_TRUE(k8stest::waitUntil([&] { return informer.stats().events_received == before + 20; }));
   EXPECT_TRUE(blocking.calls().empty());
   {
     std::lock_guard lock(blocking.mutex_);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "k8s/pod.h"
+#include "tests/support/wait.h"
 
 namespace k8stest {
 
@@ -64,15 +65,6 @@ class RecordingHandler : public k8s::PodEventHandler {
   std::vector<std::string> calls_;
 };
 
-// Polls `condition` until it holds or `timeout` passes: for state that has no notification.
-inline bool eventually(const std::function<bool()>& condition,
-                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
-}
+using testsupport::waitUntil;
 
 }  // namespace k8stest
