@@ -7,6 +7,8 @@
 //   BM_ManyPodsAtOnce         110 Pods (the kubelet's default maxPods) annotated at once -> every
 //                             capture Running with its file created; the controller's peak RSS
 //                             with its tcpdump children, and CPU time, from /proc
+//   BM_ControllerMemoryWithPods  the controller's RSS with 0, 110 and 5,000 Pods of its node in
+//                             its cache (none captured), once the first list is in
 // Medians and p99 are counters; Google Benchmark's own time column is the mean.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
@@ -255,6 +257,53 @@ void BM_ManyPodsAtOnce(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ManyPodsAtOnce)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+
+// The whole controller's memory with N Pods of its node in the informer's cache (none of them
+// captured): a fresh API server holding N Pods of the recorded shape (about 4 KB of JSON each),
+// a fresh controller, its RSS once it is ready. The time is the start-up, from exec to ready.
+void BM_ControllerMemoryWithPods(benchmark::State& state) {
+  const int pods = static_cast<int>(state.range(0));
+  const std::string dir = bench->dir + "/memory-" + std::to_string(pods);
+  std::filesystem::create_directories(dir + "/api");
+  auto api = ApiServer::start(dir + "/api");
+  if (!api.ok()) {
+    state.SkipWithError(std::string(api.status().message()).c_str());
+    return;
+  }
+  for (int i = 0; i < pods; ++i) {
+    (*api)->fake().createPod("default", "pod-" + std::to_string(i), "memory-node");
+  }
+  for (auto _ : state) {
+    const auto start = Clock::now();
+    auto controller = ControllerProcess::start(
+        {"--node-name=memory-node", "--cri-endpoint=" + bench->lab->endpoint(),
+         "--kubeconfig=" + (*api)->kubeconfigPath(), "--capture-dir=" + bench->capture_dir,
+         "--http-address=127.0.0.1:0"},
+        dir + "/controller.log");
+    if (!controller.ok()) {
+      state.SkipWithError(std::string(controller.status().message()).c_str());
+      return;
+    }
+    // The line main.cc logs once the list is in and the captures' worker runs.
+    const auto synced = timeUntil(
+        start, [&] { return (*controller)->log().find("ready: capturing") != std::string::npos; },
+        10ms);
+    if (synced == Clock::duration::max()) {
+      state.SkipWithError("the controller did not list its Pods in time");
+      return;
+    }
+    state.SetIterationTime(seconds(synced));
+    state.counters["pods"] = pods;
+    state.counters["rss_MiB"] = FootprintSampler::mib(residentBytes((*controller)->pid()));
+  }
+}
+BENCHMARK(BM_ControllerMemoryWithPods)
+    ->Arg(0)
+    ->Arg(110)
+    ->Arg(5000)
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace e2e
