@@ -1,6 +1,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 #include <httplib.h>
+#include <malloc.h>
 #include <signal.h>
 
 #include <chrono>
@@ -380,6 +381,9 @@ int runCommand() {
       LOG(ERROR) << "cannot start the captures: " << started;
       return 1;
     }
+    // The first list parsed pages of up to 500 Pods (MBs of JSON) that glibc would otherwise
+    // keep: hand them back (measured with 5,000 Pods: 41 -> 35 MiB RSS; bench_e2e).
+    ::malloc_trim(0);
     LOG(INFO) << "ready: capturing the annotated Pods of node " << settings->node_name;
     while (signal == 0) signal = takeStopSignal(stop_signals, std::chrono::hours(1));
   }
