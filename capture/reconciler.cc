@@ -284,6 +284,7 @@ std::optional<Duration> Reconciler::launch(Record& record, const cri::SandboxInf
       break;
   }
   record.next_start = NextStart::kQuiet;
+  record.restart_reason.clear();
   return std::nullopt;
 }
 
@@ -312,11 +313,36 @@ void Reconciler::recordExit(const ProcessExit& exit) {
   }
   std::string message = absl::StrCat("tcpdump ", exit.status.describe());
   if (!exit.stderr_tail.empty()) absl::StrAppend(&message, ": ", exit.stderr_tail);
+  if (sandboxWentAway(record)) {
+    // Stopping a sandbox takes the Pod's interface away, and tcpdump with it ("The interface
+    // disappeared"): the kubelet replacing the sandbox, or the Pod going, not a failure. No
+    // Warning and no backoff: the next reconcile moves the capture into the new sandbox (and
+    // says so with CaptureRestarted), or ends it with the Pod.
+    LOG(INFO) << displayName(record.pod) << ": " << message << ", with its sandbox "
+              << record.sandbox_id << "; waiting for the Pod's next sandbox";
+    record.state = CaptureState::kPending;
+    return;
+  }
   const bool reported = message != record.last_failure_reported;
   LOG(WARNING) << displayName(record.pod) << ": " << message;
   fail(record, message);
   record.next_start = reported ? NextStart::kAnnounceRestart : NextStart::kQuiet;
   record.restart_reason = absl::StrCat("tcpdump ", exit.status.describe());
+}
+
+bool Reconciler::sandboxWentAway(const Record& record) {
+  auto sandbox = resolver_.resolve(record.pod.uid);
+  if (sandbox.ok()) {
+    return sandbox->id != record.sandbox_id || sandbox->state != cri::SandboxState::kReady;
+  }
+  switch (cri::failureOf(sandbox.status())) {
+    case cri::ResolveFailure::kNoSandbox:
+    case cri::ResolveFailure::kNoReadySandbox:
+    case cri::ResolveFailure::kNetnsClosed:
+      return true;
+    default:
+      return false;  // the runtime cannot tell: count it as tcpdump's own failure
+  }
 }
 
 Duration Reconciler::fail(Record& record, const std::string& message) {

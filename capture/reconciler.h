@@ -84,6 +84,7 @@ struct CaptureStats {
 //                                 stop, delete, start in the new netns         CaptureRestarted
 //  - tcpdump exited by itself:    restart after a capped exponential backoff   CaptureFailed,
 //                                                                              CaptureRestarted
+//    (unless its sandbox went away with it: then it is a sandbox change, told as one)
 //  - sandbox not READY yet:       look again after sandbox_retry, silently
 //  - runtime unreachable, start failed: retry with backoff                     CaptureFailed
 //  - invalid annotation / hostNetwork Pod: nothing runs  InvalidCaptureAnnotation / CaptureFailed
@@ -161,6 +162,8 @@ class Reconciler {
   std::optional<Duration> onResolveFailure(Record& record, const absl::Status& status);
   std::optional<Duration> launch(Record& record, const cri::SandboxInfo& sandbox);
   void restart(Record& record, int files, const cri::SandboxInfo& sandbox, std::string why);
+  // After tcpdump's exit: whether the sandbox it captured is no longer the Pod's READY one.
+  bool sandboxWentAway(const Record& record);
   Duration fail(Record& record, const std::string& message);
   void endCapture(Records::iterator it, const std::string& why);
   void stopProcess(Record& record);

@@ -291,6 +291,36 @@ TEST_F(ReconcilerTest, SandboxReplacedAfterTcpdumpDiedWithTheOldOneIsARestartToo
   EXPECT_EQ(reconciler_->captures()[0].sandbox_id, "s2");
 }
 
+TEST_F(ReconcilerTest, TcpdumpEndingWithItsSandboxIsNoFailure) {
+  // containerd stops the sandbox (NOTREADY) and then removes its interface, which ends tcpdump.
+  startWeb(3);
+  resolver_.set("uid-1", cri::resolveError(cri::ResolveFailure::kNoReadySandbox, "not ready"));
+  reconciler_->recordExit(launcher_.exit(*launcher_.runningFor("uid-1"), {1, 0},
+                                         "tcpdump: pcap_loop: The interface disappeared"));
+  EXPECT_THAT(reconcile("uid-1"), Optional(2s)) << "waits for the next sandbox, no backoff";
+  EXPECT_THAT(events_.withReason(kReasonFailed), IsEmpty());
+  EXPECT_EQ(reconciler_->stats().failed, 0u);
+  EXPECT_EQ(reconciler_->captures()[0].state, CaptureState::kPending);
+
+  resolver_.set("uid-1", makeSandbox("s2", "/var/run/netns/cni-s2"));
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_EQ(launcher_.starts().back().netns_path, "/var/run/netns/cni-s2");
+  const auto restarted = events_.withReason(kReasonRestarted);
+  ASSERT_THAT(restarted, SizeIs(1));
+  EXPECT_THAT(restarted[0].message,
+              AllOf(HasSubstr("sandbox changed from s1 to s2"), Not(HasSubstr("tcpdump exited"))));
+}
+
+TEST_F(ReconcilerTest, TcpdumpEndingWithItsPodIsNoFailure) {
+  startWeb(3);
+  resolver_.set("uid-1", cri::resolveError(cri::ResolveFailure::kNoSandbox, "gone"));
+  reconciler_->recordExit(launcher_.exit(*launcher_.runningFor("uid-1"), {1, 0},
+                                         "tcpdump: pcap_loop: The interface disappeared"));
+  pods_.remove("uid-1");
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_THAT(events_.reasons(), ElementsAre(kReasonStarted, kReasonStopped));
+}
+
 TEST_F(ReconcilerTest, RecreatedPodWithTheSameNameTakesOverTheCapture) {
   startWeb(3, "uid-1", "default", "web", "s1");
   dir_.touch("capture-web.pcap0");

@@ -322,6 +322,8 @@ TEST_F(ControllerE2E, TheCaptureFollowsAReplacedSandbox) {
               AllOf(HasSubstr(web.sandbox.id), HasSubstr(replaced->id), HasSubstr(new_netns)));
   EXPECT_TRUE(waitForPacketsOf(file("capture-web.pcap"), replaced->ip))
       << "no packet of the new sandbox's IP " << replaced->ip;
+  EXPECT_THAT(api_->messages(web.uid, "CaptureFailed"), IsEmpty())
+      << "tcpdump ending with its sandbox is the sandbox's replacement, not a failure";
 }
 
 TEST_F(ControllerE2E, DeletingThePodStopsTcpdumpAndDeletesItsFiles) {
