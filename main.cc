@@ -48,10 +48,11 @@ DEFINE_int32(max_files, capture::kDefaultMaxCaptureFiles,
 DEFINE_string(kubeconfig, "",
               "run: kubeconfig file of the API server; default: $KUBECONFIG, then the Pod's "
               "service account (in a cluster), then ~/.kube/config");
-DEFINE_string(http_address, ":8080",
-              "run: where to serve /healthz, /readyz, /metrics and /captures (host:port; :port "
-              "for every address; port 0 for any free port, logged); captures: the controller "
-              "to ask (its port, on 127.0.0.1 unless a host is given)");
+DEFINE_string(
+    http_address, ":8080",
+    "run: where to serve /healthz, /readyz, /metrics and /captures (host:port; :port "
+    "for every address, IPv6 and IPv4; port 0 for any free port, logged); captures: the controller "
+    "to ask (its port, on 127.0.0.1 unless a host is given)");
 DEFINE_string(tcpdump, capture::kDefaultTcpdumpPath, "run: the tcpdump binary");
 DEFINE_string(resync_period, "10s",
               "run: how often every capture's sandbox is looked up again, so that a sandbox "
@@ -156,7 +157,8 @@ int capturesCommand() {
     return 2;
   }
   const std::string host =
-      address->host == "0.0.0.0" || address->host == "::" ? "127.0.0.1" : address->host;
+      address->host.empty() || address->host == "0.0.0.0" || address->host == "::" ? "127.0.0.1"
+                                                                                   : address->host;
   const std::string where = absl::StrCat(host, ":", address->port);
   httplib::Client client(host, address->port);
   client.set_connection_timeout(2);

@@ -31,7 +31,6 @@ absl::StatusOr<HostPort> parseHostPort(const std::string& address) {
     return absl::InvalidArgumentError("write an IPv6 address in brackets, as [::1]:8080: " +
                                       address);
   }
-  if (parsed.host.empty()) parsed.host = "0.0.0.0";
   const std::string port = address.substr(colon + 1);
   const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), parsed.port);
   if (port.empty() || error != std::errc() || end != port.data() + port.size() || parsed.port < 0 ||
@@ -259,17 +258,34 @@ absl::StatusOr<std::string> StatusServer::start(const HostPort& address) {
   server_->set_write_timeout(5);
   // httplib's default adds SO_REUSEPORT, which lets a second server bind the same port and
   // silently take half of the requests: keep only SO_REUSEADDR (a restart rebinds at once).
+  // An IPv6 socket also takes IPv4 (dual stack) whatever net.ipv6.bindv6only says; on an IPv4
+  // socket that option fails, harmlessly.
   server_->set_socket_options([](int socket) {
-    const int on = 1;
+    const int on = 1, off = 0;
     ::setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    ::setsockopt(socket, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
   });
   installRoutes();
-  port_ = address.port == 0
-              ? server_->bind_to_any_port(address.host)
-              : (server_->bind_to_port(address.host, address.port) ? address.port : -1);
-  const std::string shown = address.host.find(':') != std::string::npos
-                                ? absl::StrCat("[", address.host, "]")
-                                : address.host;
+  const auto bind = [this, &address](const std::string& host) {
+    return address.port == 0 ? server_->bind_to_any_port(host)
+                             : (server_->bind_to_port(host, address.port) ? address.port : -1);
+  };
+  // No host: every address of the Pod, IPv6 and IPv4 alike (the kubelet probes the Pod's
+  // primary IP, which is IPv6 on an IPv6 or IPv6-first cluster); IPv4 only where the kernel
+  // has no IPv6.
+  std::string host = address.host;
+  if (host.empty()) {
+    host = "::";
+    port_ = bind(host);
+    if (port_ < 0) {
+      host = "0.0.0.0";
+      port_ = bind(host);
+    }
+  } else {
+    port_ = bind(host);
+  }
+  const std::string shown =
+      host.find(':') != std::string::npos ? absl::StrCat("[", host, "]") : host;
   if (port_ < 0) {
     server_.reset();
     return absl::UnavailableError(

@@ -28,7 +28,8 @@ class Server;
 //              `capture-controller captures` prints as a table
 namespace status {
 
-// "host:port" (":port" means every address; IPv6 as "[::1]:port"). Port 0: an ephemeral one.
+// "host:port" (":port" leaves the host empty: every address, IPv6 and IPv4; IPv6 as
+// "[::1]:port"). Port 0: an ephemeral one.
 struct HostPort {
   std::string host;
   int port = 0;

@@ -31,7 +31,7 @@ using ::testing::Not;
 TEST(ParseHostPort, AcceptsWhatTheFlagDocuments) {
   auto any = parseHostPort(":8080");
   ASSERT_TRUE(any.ok());
-  EXPECT_EQ(any->host, "0.0.0.0");
+  EXPECT_EQ(any->host, "");
   EXPECT_EQ(any->port, 8080);
   auto loopback = parseHostPort("127.0.0.1:0");
   ASSERT_TRUE(loopback.ok());
@@ -269,6 +269,11 @@ class StatusServerTest : public ::testing::Test {
     client_->set_read_timeout(5);
   }
   httplib::Result get(const std::string& path) { return client_->Get(path.c_str()); }
+  // The HTTP status, or -1 when nothing answered: a failed request fails the test, not the binary.
+  int statusOf(const std::string& path) {
+    auto answer = get(path);
+    return answer ? answer->status : -1;
+  }
 
   std::unique_ptr<StatusServer> server_;
   std::unique_ptr<httplib::Client> client_;
@@ -289,9 +294,10 @@ TEST_F(StatusServerTest, HealthzFailsOnlyWhenTheWorkerIsStuck) {
   EXPECT_EQ(starting->status, 200);
   EXPECT_EQ(starting->body, "ok (starting)\n");
   started = true;
-  EXPECT_EQ(get("/healthz")->status, 200);
+  EXPECT_EQ(statusOf("/healthz"), 200);
   stuck = true;
   auto failing = get("/healthz");
+  ASSERT_TRUE(failing);
   EXPECT_EQ(failing->status, 500);
   EXPECT_THAT(failing->body, HasSubstr("no progress for 1 s"));
 }
@@ -316,9 +322,10 @@ TEST_F(StatusServerTest, ReadyzNeedsTheListTheRuntimeAndTheWorker) {
             "[+]capture-worker ok\n"
             "readyz check failed\n");
   synced = true;
-  EXPECT_EQ(get("/readyz")->status, 503);
+  EXPECT_EQ(statusOf("/readyz"), 503);
   reachable = true;
   auto ready = get("/readyz");
+  ASSERT_TRUE(ready);
   EXPECT_EQ(ready->status, 200);
   EXPECT_THAT(ready->body, HasSubstr("readyz check passed"));
 }
@@ -365,7 +372,7 @@ TEST_F(StatusServerTest, ServesMetricsAndCaptures) {
   const auto document = nlohmann::json::parse(captures->body);
   EXPECT_EQ(document, capturesJson({web}));
   EXPECT_EQ(document["captures"][0]["filesOnDisk"][0]["bytes"], 100);
-  EXPECT_EQ(get("/nothing")->status, 404);
+  EXPECT_EQ(statusOf("/nothing"), 404);
   std::filesystem::remove_all(dir);
 }
 
@@ -376,6 +383,25 @@ TEST_F(StatusServerTest, StopsPromptlyAndReleasesThePort) {
   EXPECT_FALSE(get("/healthz"));
   StatusServer again({});
   EXPECT_TRUE(again.start(HostPort{"127.0.0.1", port}).ok());
+}
+
+TEST(StatusServer, NoHostMeansEveryAddressIPv6AndIPv4) {
+  StatusServer server({});
+  auto bound = server.start(HostPort{"", 0});
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  const bool ipv6 = std::filesystem::exists("/proc/net/if_inet6");
+  EXPECT_EQ(*bound, (ipv6 ? "[::]:" : "0.0.0.0:") + std::to_string(server.port()));
+  // The kubelet probes the Pod's primary IP: IPv4 on most clusters, IPv6 on IPv6-first ones.
+  httplib::Client v4("127.0.0.1", server.port());
+  auto over_v4 = v4.Get("/healthz");
+  ASSERT_TRUE(over_v4) << "no answer over IPv4";
+  EXPECT_EQ(over_v4->status, 200);
+  if (ipv6) {
+    httplib::Client v6("::1", server.port());
+    auto over_v6 = v6.Get("/healthz");
+    ASSERT_TRUE(over_v6) << "no answer over IPv6";
+    EXPECT_EQ(over_v6->status, 200);
+  }
 }
 
 TEST(StatusServer, ABusyPortIsAnErrorThatNamesTheAddress) {
