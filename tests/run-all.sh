@@ -16,13 +16,19 @@ mapfile -t wanted < <(awk '!/^#/ && NF >= 2 && $2 ~ /(^|,)(build|test)(,|$)/ {pr
   "$ROOT/packages.txt")
 missing=()
 for p in "${wanted[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' && continue
+  # Docker CE's containerd.io ships containerd and runc under its own name and conflicts with
+  # Debian's packages: a binary already on PATH counts, so Docker is never replaced.
+  if [[ $p == containerd || $p == runc ]] && command -v "$p" >/dev/null 2>&1; then continue; fi
+  missing+=("$p")
 done
 if ((${#missing[@]})); then
   echo "run-all.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=300 update -qq
-  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}"
+  # --no-remove: fail rather than uninstall anything to make room.
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends --no-remove \
+    "${missing[@]}"
 fi
 
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo
