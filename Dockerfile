@@ -36,4 +36,6 @@ RUN apt-get update \
 COPY --from=builder /out/bin/capture-controller /usr/local/bin/capture-controller
 # Fails the build if a shared library of the binary is still missing.
 RUN ! ldd /usr/local/bin/capture-controller | grep 'not found'
-ENTRYPOINT ["/usr/local/bin/capture-controller"]
+# tini as PID 1: it reaps what `kubectl exec` sessions leave behind (orphans are re-parented to
+# PID 1, and the controller reaps only its own tcpdumps) and hands SIGTERM on to the controller.
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/capture-controller"]

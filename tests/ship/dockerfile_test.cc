@@ -216,7 +216,8 @@ TEST(Dockerfile, FinalStageHoldsTheBinaryAndNoToolchain) {
             (std::set<std::string>{"/out/bin/capture-controller", "/out/runtime-packages.txt"}));
   const std::vector<std::string> entrypoint = final_stage.args("ENTRYPOINT");
   ASSERT_EQ(entrypoint.size(), 1u);
-  EXPECT_EQ(entrypoint[0], R"(["/usr/local/bin/capture-controller"])");
+  // tini (a runtime package) is PID 1 and reaps orphans of kubectl exec; then the binary.
+  EXPECT_EQ(entrypoint[0], R"(["/usr/bin/tini", "--", "/usr/local/bin/capture-controller"])");
 
   static const std::regex toolchain(R"(^(g\+\+|gcc|cpp|clang|cmake|make|binutils)(-[0-9.]+)?$)");
   for (const std::string& package : packagesWithRole("runtime")) {
