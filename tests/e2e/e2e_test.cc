@@ -97,7 +97,10 @@ class ControllerE2E : public ::testing::Test {
   // Runs the binary to completion, for its short-lived commands and failures.
   lab::CommandResult runBinary(std::vector<std::string> args) {
     args.insert(args.begin(), CAPTURE_CONTROLLER);
-    auto result = lab::runCommand(args, 20s);
+    // Not the runner's environment: a NODE_NAME, KUBECONFIG or ~/.kube/config there would
+    // change what the binary does (and could point it at a real cluster).
+    auto result = lab::runCommand(
+        args, 20s, std::vector<std::string>{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + dir_});
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? *result : lab::CommandResult{};
   }

@@ -30,7 +30,8 @@ struct Fd {
 }  // namespace
 
 absl::StatusOr<CommandResult> runCommand(const std::vector<std::string>& argv,
-                                         std::chrono::milliseconds timeout) {
+                                         std::chrono::milliseconds timeout,
+                                         const std::optional<std::vector<std::string>>& env) {
   if (argv.empty()) return absl::InvalidArgumentError("runCommand: empty argv");
   const std::string shown = absl::StrJoin(argv, " ");
   Fd out_read, out_write, err_read, err_write;
@@ -52,8 +53,14 @@ absl::StatusOr<CommandResult> runCommand(const std::vector<std::string>& argv,
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  std::vector<char*> child_env;
+  if (env) {
+    for (const auto& e : *env) child_env.push_back(const_cast<char*>(e.c_str()));
+    child_env.push_back(nullptr);
+  }
   pid_t pid = 0;
-  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  const int rc =
+      posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), env ? child_env.data() : environ);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) return absl::NotFoundError("cannot run " + shown + ": " + strerror(rc));
   out_write.reset();

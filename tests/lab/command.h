@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,10 +17,12 @@ struct CommandResult {
 
 // Runs argv[0] (looked up in PATH) with no shell, collects stdout and stderr separately, and
 // kills it if it outlives `timeout`. An error only when it cannot be run or timed out; a non-zero
-// exit is a result, for the caller to judge.
+// exit is a result, for the caller to judge. The child gets `env` ("NAME=value" entries) when
+// given, else this process's environment.
 absl::StatusOr<CommandResult> runCommand(
     const std::vector<std::string>& argv,
-    std::chrono::milliseconds timeout = std::chrono::seconds(60));
+    std::chrono::milliseconds timeout = std::chrono::seconds(60),
+    const std::optional<std::vector<std::string>>& env = std::nullopt);
 
 // runCommand, and an error unless it exited 0; the error carries stderr. Returns stdout.
 absl::StatusOr<std::string> runChecked(
