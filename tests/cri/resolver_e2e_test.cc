@@ -21,6 +21,7 @@
 #include "tests/lab/command.h"
 #include "tests/lab/lab_environment.h"
 #include "tests/support/e2e_guard.h"
+#include "tests/support/proc.h"
 
 namespace cri {
 namespace {
@@ -221,12 +222,7 @@ bool allThreadsStopped(pid_t pid) {
   const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
   std::error_code ec;
   for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
-    std::ifstream stat(task.path() / "stat");
-    std::string line;
-    std::getline(stat, line);
-    const auto paren = line.rfind(')');
-    if (paren == std::string::npos || paren + 2 >= line.size()) return false;
-    const char state = line[paren + 2];
+    const std::optional<char> state = testsupport::processState(std::stoi(task.path().filename()));
     if (state != 'T' && state != 't') return false;
   }
   return !ec;

@@ -277,7 +277,7 @@ void BM_ControllerMemoryWithPods(benchmark::State& state) {
     const auto start = Clock::now();
     auto controller = ControllerProcess::start(
         {"--node-name=memory-node", "--cri-endpoint=" + bench->lab->endpoint(),
-         "--kubeconfig=" + (*api)->kubeconfigPath(), "--capture-dir=" + bench->capture_dir,
+         "--kubeconfig=" + (*api)->kubeconfigPath(), "--capture-dir=" + dir,
          "--http-address=127.0.0.1:0"},
         dir + "/controller.log");
     if (!controller.ok()) {

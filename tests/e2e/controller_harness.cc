@@ -288,11 +288,6 @@ std::vector<std::string> commandLine(pid_t pid) {
 
 }  // namespace
 
-bool processLives(pid_t pid) {
-  const auto stat = readStat(pid);
-  return stat && stat->state != 'Z' && stat->state != 'X';
-}
-
 std::vector<pid_t> tcpdumpsWritingTo(const std::string& dir) {
   std::vector<pid_t> found;
   for (pid_t pid : allPids()) {

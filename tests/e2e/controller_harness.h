@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "tests/fakeapi/fake_api_server.h"
 #include "tests/lab/containerd_lab.h"
+#include "tests/support/proc.h"
 #include "tests/support/wait.h"
 
 // What the end-to-end tests and bench_e2e need around the real capture-controller binary: the
@@ -114,8 +115,7 @@ bool hasPacketRecord(const std::string& path);
 std::vector<pid_t> tcpdumpsWritingTo(const std::string& dir);
 // Live children of `parent` named tcpdump.
 std::vector<pid_t> tcpdumpChildrenOf(pid_t parent);
-// Neither gone nor a zombie.
-bool processLives(pid_t pid);
+using testsupport::processLives;  // neither gone nor a zombie
 
 // Names of the files in `dir`, sorted.
 std::set<std::string> filesIn(const std::string& dir);

@@ -23,6 +23,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "tests/lab/command.h"
+#include "tests/support/proc.h"
 
 extern char** environ;
 
@@ -90,14 +91,6 @@ bool slotLive(int slot) {
 }
 
 // Exists and is not a zombie: PID 1 may reap orphans late, so kill(pid, 0) is not enough.
-bool processAlive(pid_t pid) {
-  if (pid <= 0) return false;
-  const std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
-  const auto close_paren = stat.rfind(')');
-  return close_paren != std::string::npos && close_paren + 2 < stat.size() &&
-         stat[close_paren + 2] != 'Z';
-}
-
 std::vector<std::string> cmdlineOf(pid_t pid) {
   const std::string raw = readFile("/proc/" + std::to_string(pid) + "/cmdline");
   return absl::StrSplit(raw, '\0', absl::SkipEmpty());
@@ -108,14 +101,14 @@ bool waitExited(pid_t pid, Clock::duration limit) {
   const auto deadline = Clock::now() + limit;
   while (Clock::now() < deadline) {
     const pid_t r = ::waitpid(pid, nullptr, WNOHANG);
-    if (r == pid || (r < 0 && errno == ECHILD && !processAlive(pid))) return true;
+    if (r == pid || (r < 0 && errno == ECHILD && !testsupport::processLives(pid))) return true;
     std::this_thread::sleep_for(kPoll);
   }
   return false;
 }
 
 void stopProcess(pid_t pid, const char* what) {
-  if (!processAlive(pid)) {
+  if (!testsupport::processLives(pid)) {
     ::waitpid(pid, nullptr, WNOHANG);
     return;
   }
@@ -129,7 +122,7 @@ void stopProcess(pid_t pid, const char* what) {
 // The containerd recorded in `dir`, if that process is still running with our config.
 pid_t runningContainerd(const std::string& dir) {
   const pid_t pid = std::atoi(readFile(dir + "/containerd.pid").c_str());
-  if (!processAlive(pid)) return 0;
+  if (!testsupport::processLives(pid)) return 0;
   for (const auto& arg : cmdlineOf(pid)) {
     if (arg == dir + "/config.toml") return pid;
   }
@@ -163,7 +156,7 @@ absl::StatusOr<pid_t> spawnContainerd(const std::string& dir) {
 absl::Status waitForSocket(const std::string& dir, pid_t pid, Clock::duration limit) {
   const auto deadline = Clock::now() + limit;
   while (!fs::exists(socketOf(dir))) {
-    if (!processAlive(pid) || Clock::now() > deadline) {
+    if (!testsupport::processLives(pid) || Clock::now() > deadline) {
       return absl::UnavailableError("containerd did not open " + socketOf(dir) + "; its log:\n" +
                                     tail(readFile(dir + "/containerd.log")));
     }
@@ -543,7 +536,7 @@ absl::Status ContainerdLab::startContainerd(const std::string& pause_archive) {
 }
 
 ContainerdLab::~ContainerdLab() {
-  if (client_ != nullptr && processAlive(containerd_pid_)) {
+  if (client_ != nullptr && testsupport::processLives(containerd_pid_)) {
     if (auto s = removeAllSandboxes(); !s.ok()) LOG(WARNING) << "lab teardown: " << s;
   }
   client_.reset();

@@ -10,19 +10,14 @@
 #include "tests/lab/containerd_lab.h"
 #include "tests/lab/icmp.h"
 #include "tests/support/e2e_guard.h"
+#include "tests/support/proc.h"
 
 namespace lab {
 namespace {
 
 namespace fs = std::filesystem;
 
-// Not a zombie either: PID 1 may reap orphans late.
-bool alive(int64_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto paren = stat.rfind(')');
-  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
-}
+using testsupport::processLives;
 
 bool linkExists(const std::string& name) { return fs::exists("/sys/class/net/" + name); }
 
@@ -63,8 +58,8 @@ TEST(ContainerdLab, TwoLabsRunSideBySideAndTearDownCleanly) {
   EXPECT_FALSE(fs::exists(dir));
   EXPECT_FALSE(linkExists(bridge));
   EXPECT_FALSE(fs::exists(netns));
-  EXPECT_FALSE(alive(containerd));
-  EXPECT_FALSE(alive(pause_pid));
+  EXPECT_FALSE(processLives(containerd));
+  EXPECT_FALSE(processLives(pause_pid));
   EXPECT_FALSE(fs::exists("/sys/fs/cgroup/memory/" + bridge));
   EXPECT_FALSE(fs::exists("/sys/fs/cgroup/" + bridge + "/cgroup.procs"));
 
@@ -87,14 +82,14 @@ TEST(ContainerdLab, LeftoversOfACrashedLabAreReaped) {
   ASSERT_TRUE(fs::exists(dir));
   ASSERT_TRUE(linkExists(bridge));
   ASSERT_TRUE(fs::exists(netns));
-  ASSERT_TRUE(alive(containerd));
+  ASSERT_TRUE(processLives(containerd));
 
   reapDeadLabs();
   EXPECT_FALSE(fs::exists(dir));
   EXPECT_FALSE(linkExists(bridge));
   EXPECT_FALSE(fs::exists(netns));
-  EXPECT_FALSE(alive(containerd));
-  EXPECT_FALSE(alive(pause_pid));
+  EXPECT_FALSE(processLives(containerd));
+  EXPECT_FALSE(processLives(pause_pid));
 }
 
 }  // namespace
