@@ -48,9 +48,10 @@ if kube -n "$CONTROLLER_NAMESPACE" get daemonset "$CONTROLLER_DAEMONSET" >/dev/n
   redeploy=true
 fi
 kube apply -f "$ROOT/deploy/rbac.yaml"
-kube apply -f "$ROOT/deploy/daemonset.yaml"
-kube -n "$CONTROLLER_NAMESPACE" set image "daemonset/$CONTROLLER_DAEMONSET" \
-  "$CONTROLLER_CONTAINER=$IMAGE"
+# The manifest with the image just built (IMAGE may differ from its tag), applied once: a
+# separate `set image` after the apply would roll out the manifest's tag first.
+kube set image --local -f "$ROOT/deploy/daemonset.yaml" "$CONTROLLER_CONTAINER=$IMAGE" -o yaml |
+  kube apply -f -
 if [[ $redeploy == true ]]; then
   # The tag may name a new build now: restart so that every node runs the image just loaded.
   kube -n "$CONTROLLER_NAMESPACE" rollout restart "daemonset/$CONTROLLER_DAEMONSET"
