@@ -201,14 +201,26 @@ void LineTail::pushLine(std::string line) {
 void LineTail::append(absl::string_view bytes) {
   while (!bytes.empty()) {
     const size_t newline = bytes.find('\n');
-    const absl::string_view piece = bytes.substr(0, newline);
-    if (partial_.size() < max_line_length_) {
-      const absl::string_view kept = piece.substr(0, max_line_length_ - partial_.size());
-      partial_.append(kept.data(), kept.size());
+    for (const char c : bytes.substr(0, newline)) {
+      // The tail ends up in Events and JSON, which need valid UTF-8: an interface name or a
+      // cut can carry any byte, so only printable ASCII passes as it is.
+      const unsigned char byte = static_cast<unsigned char>(c);
+      const bool printable = byte >= 0x20 && byte < 0x7f;
+      const size_t width = printable ? 1 : 4;  // \xNN
+      if (partial_cut_ || partial_.size() + width > max_line_length_) {
+        partial_cut_ = true;
+        break;
+      }
+      if (printable) {
+        partial_.push_back(c);
+      } else {
+        absl::StrAppend(&partial_, "\\x", absl::Hex(byte, absl::kZeroPad2));
+      }
     }
     if (newline == absl::string_view::npos) break;
     pushLine(std::move(partial_));
     partial_.clear();
+    partial_cut_ = false;
     bytes.remove_prefix(newline + 1);
   }
 }

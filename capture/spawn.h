@@ -59,7 +59,9 @@ int sendSignal(int pidfd, int signal);
 // Reaps the exited child behind `pidfd` (waitid P_PIDFD: never another process's child).
 absl::StatusOr<ExitStatus> reapChild(int pidfd, bool wait);
 
-// The last lines a child wrote, for error reports: bounded in lines and in line length.
+// The last lines a child wrote, for error reports: bounded in lines and in line length (in
+// the characters kept). Only printable ASCII is kept as it is; any other byte becomes \xNN, so
+// that the text is valid UTF-8 whatever the child wrote.
 class LineTail {
  public:
   explicit LineTail(size_t max_lines = 5, size_t max_line_length = 400);
@@ -74,6 +76,7 @@ class LineTail {
   size_t max_line_length_;
   std::deque<std::string> lines_;
   std::string partial_;
+  bool partial_cut_ = false;  // the unfinished line reached max_line_length
 };
 
 struct Completion {

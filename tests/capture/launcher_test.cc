@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <future>
+#include <nlohmann/json.hpp>
 
 #include "capture/netns_launcher.h"
 #include "capture/tcpdump.h"
@@ -161,6 +162,17 @@ TEST_F(NetnsLauncherTest, ATcpdumpThatFailsIsReportedWithItsStderr) {
   EXPECT_TRUE(zombieFree(launched->pid));
   auto stop = launcher_->stop(launched->id, 1s);
   EXPECT_EQ(stop.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(NetnsLauncherTest, AnInterfaceNameThatIsNotUtf8ComesBackAsPrintableText) {
+  LaunchSpec spec = tcpdumpSpec(2);
+  spec.argv.insert(spec.argv.end(), {"-i", "\xff\xfe"});
+  auto launched = launcher_->start(spec);
+  ASSERT_TRUE(launched.ok()) << launched.status();
+  const ProcessExit exit = nextExit();
+  EXPECT_NE(exit.status.exit_code, 0);
+  EXPECT_THAT(exit.stderr_tail, HasSubstr("\\xff\\xfe"));
+  EXPECT_NO_THROW(nlohmann::json(exit.stderr_tail).dump());
 }
 
 TEST_F(NetnsLauncherTest, TcpdumpDiesWithTheThreadThatStartedIt) {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <cerrno>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 
@@ -100,6 +101,30 @@ TEST(LineTail, KeepsTheLastLinesBoundedInLength) {
   EXPECT_EQ(tail.text(), "two\nthree\nfou");
   tail.append("r\n");
   EXPECT_EQ(tail.text(), "three\nfour");
+}
+
+TEST(LineTail, KeepsOnlyPrintableTextSoThatItIsValidUtf8) {
+  // A Pod with NET_ADMIN can name an interface with any bytes, and tcpdump repeats the name.
+  LineTail tail;
+  tail.append("tcpdump: \xff\xfe: No such device exists\n\ttab\r\x01\n");
+  EXPECT_EQ(tail.text(), "tcpdump: \\xff\\xfe: No such device exists\n\\x09tab\\x0d\\x01");
+  EXPECT_NO_THROW(nlohmann::json(tail.text()).dump());
+  EXPECT_THROW(nlohmann::json("\xff").dump(), nlohmann::json::type_error) << "the raw bytes would";
+}
+
+TEST(LineTail, ACutInsideAMultiByteCharacterLeavesNoBrokenCharacter) {
+  // "é" is two bytes (c3 a9); a 6-character limit cuts the second escape off, whole.
+  LineTail tail(/*max_lines=*/5, /*max_line_length=*/6);
+  tail.append(
+      "ab\xc3\xa9"
+      "cd\n");
+  EXPECT_EQ(tail.text(), "ab\\xc3");
+  const std::string json = nlohmann::json(tail.text()).dump();
+  EXPECT_EQ(json, "\"ab\\\\xc3\"");
+  // Once a line is cut, nothing more of it is kept, even what would still fit.
+  tail.append("12345\xff");
+  tail.append("x\nnext\n");
+  EXPECT_EQ(tail.text(), "ab\\xc3\n12345\nnext");
 }
 
 }  // namespace
