@@ -117,6 +117,11 @@ absl::StatusOr<SpawnedChild> spawnChild(const SpawnSpec& spec) {
   if (!status_pipe.ok()) return status_pipe.status();
   auto& [stderr_r, stderr_w] = *stderr_pipe;
   auto& [status_r, status_w] = *status_pipe;
+  // Before fork, so that no failure after it leaves a running child behind. Only the read end:
+  // the child's stderr stays blocking.
+  if (::fcntl(stderr_r.get(), F_SETFL, O_NONBLOCK) != 0) {
+    return absl::ErrnoToStatus(errno, "stderr pipe O_NONBLOCK");
+  }
 
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
@@ -153,9 +158,6 @@ absl::StatusOr<SpawnedChild> spawnChild(const SpawnSpec& spec) {
     while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
     }
     return absl::ErrnoToStatus(error, "pidfd_open");
-  }
-  if (::fcntl(stderr_r.get(), F_SETFL, O_NONBLOCK) != 0) {
-    return absl::ErrnoToStatus(errno, "stderr pipe O_NONBLOCK");
   }
   SpawnedChild child;
   child.pid = pid;
@@ -249,6 +251,10 @@ absl::StatusOr<Completion> runToCompletion(const SpawnSpec& spec,
                                            std::chrono::milliseconds timeout) {
   auto child = spawnChild(spec);
   if (!child.ok()) return child.status();
+  const auto killAndReap = [&child] {
+    sendSignal(child->pidfd.get(), SIGKILL);
+    (void)reapChild(child->pidfd.get(), /*wait=*/true);
+  };
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   LineTail tail;
   bool stderr_open = true;
@@ -257,13 +263,16 @@ absl::StatusOr<Completion> runToCompletion(const SpawnSpec& spec,
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      sendSignal(child->pidfd.get(), SIGKILL);
-      (void)reapChild(child->pidfd.get(), /*wait=*/true);
+      killAndReap();
       return absl::DeadlineExceededError(
           absl::StrCat(spec.argv[0], " did not finish within ", timeout.count(), " ms; killed it"));
     }
     const int ready = ::poll(fds, stderr_open ? 2 : 1, static_cast<int>(left.count()));
-    if (ready < 0 && errno != EINTR) return absl::ErrnoToStatus(errno, "poll");
+    if (ready < 0 && errno != EINTR) {
+      const absl::Status status = absl::ErrnoToStatus(errno, "poll");
+      killAndReap();
+      return status;
+    }
     if (stderr_open && (fds[1].revents & (POLLIN | POLLHUP))) {
       stderr_open = !tail.readFrom(child->stderr_fd.get());
     }
