@@ -45,7 +45,8 @@ class NetnsLauncher : public ProcessLauncher {
     UniqueFd pidfd;
     UniqueFd stderr_fd;
     bool stderr_watched = true;
-    LineTail stderr_tail;
+    // Room for tcpdump's error lines besides its banner and up to four lines of statistics.
+    LineTail stderr_tail{/*max_lines=*/8};
     bool stopping = false;              // stop() waits for it: no exit handler
     std::optional<ProcessExit> exited;  // set by the reaper for a stopping process
   };

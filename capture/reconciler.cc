@@ -312,7 +312,9 @@ void Reconciler::recordExit(const ProcessExit& exit) {
     record.last_failure_reported.clear();
   }
   std::string message = absl::StrCat("tcpdump ", exit.status.describe());
-  if (!exit.stderr_tail.empty()) absl::StrAppend(&message, ": ", exit.stderr_tail);
+  if (const std::string errors = tcpdumpErrorLines(exit.stderr_tail); !errors.empty()) {
+    absl::StrAppend(&message, ": ", errors);
+  }
   if (sandboxWentAway(record)) {
     // Stopping a sandbox takes the Pod's interface away, and tcpdump with it ("The interface
     // disappeared"): the kubelet replacing the sandbox, or the Pod going, not a failure. No

@@ -89,10 +89,10 @@ struct CaptureStats {
 //  - runtime unreachable, start failed: retry with backoff                     CaptureFailed
 //  - invalid annotation / hostNetwork Pod: nothing runs  InvalidCaptureAnnotation / CaptureFailed
 // Each outcome is one Event: a failure that repeats unchanged through retries is reported
-// once. File names and name collisions: see capture_files.h. A stop deletes the capture's
-// files, and so does a restart for a new sandbox, N or UID (the files would mix two captures);
-// a restart after tcpdump's own exit or after a controller restart keeps them (tcpdump
-// rewrites them in turn).
+// once (for tcpdump's exits: the same status and error lines, see tcpdumpErrorLines()). File names
+// and name collisions: see capture_files.h. A stop deletes the capture's files, and so does a
+// restart for a new sandbox, N or UID (the files would mix two captures); a restart after tcpdump's
+// own exit or after a controller restart keeps them (tcpdump rewrites them in turn).
 //
 // Not thread-safe, by design: one worker thread (the Controller's) owns it and all capture
 // state. It forks tcpdump from that thread too, which keeps PR_SET_PDEATHSIG meaningful.

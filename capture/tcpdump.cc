@@ -1,10 +1,40 @@
 #include "capture/tcpdump.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "capture/spawn.h"
 #include "glog/logging.h"
 
 namespace capture {
+namespace {
+
+bool isStatisticsLine(absl::string_view line) {
+  const size_t count_end = line.find_first_not_of("0123456789");
+  if (count_end == 0 || count_end == absl::string_view::npos) return false;
+  absl::string_view rest = line.substr(count_end);
+  if (!absl::ConsumePrefix(&rest, " packets ") && !absl::ConsumePrefix(&rest, " packet ")) {
+    return false;
+  }
+  return rest == "captured" || rest == "received by filter" || rest == "dropped by kernel" ||
+         rest == "dropped by interface";
+}
+
+}  // namespace
+
+std::string tcpdumpErrorLines(absl::string_view stderr_tail) {
+  std::vector<absl::string_view> kept;
+  for (absl::string_view line : absl::StrSplit(stderr_tail, '\n')) {
+    if (line.empty() || isStatisticsLine(line) ||
+        absl::StartsWith(line, "tcpdump: listening on ")) {
+      continue;
+    }
+    kept.push_back(line);
+  }
+  return absl::StrJoin(kept, "\n");
+}
 
 std::vector<std::string> TcpdumpCommand::argv(int files, const std::string& file_path) const {
   return {path, "-C", file_size, "-W", std::to_string(files), "-w", file_path, "-Z", "root", "-U"};

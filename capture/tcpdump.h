@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "capture/clock.h"
 
 namespace capture {
@@ -28,6 +29,12 @@ struct TcpdumpCommand {
   //   -U:      write each packet out as it is saved, so files fill while traffic flows.
   std::vector<std::string> argv(int files, const std::string& file_path) const;
 };
+
+// What tcpdump's stderr says about why it ended: its lines without the "listening on" banner
+// and the statistics it prints whenever it ends ("12 packets captured", "... received by
+// filter", "... dropped by kernel", "... dropped by interface"), which differ from one run to
+// the next. Two exits with the same status and the same error lines are the same failure.
+std::string tcpdumpErrorLines(absl::string_view stderr_tail);
 
 // Runs `<path> -C 1M --version` once: tcpdump parses options in order, so an unsupported size
 // fails ("invalid file size") before --version prints and exits 0. Falls back to "1" when only

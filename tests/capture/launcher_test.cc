@@ -128,6 +128,8 @@ TEST_F(NetnsLauncherTest, TcpdumpCapturesTheNamespacesTrafficAndFlushesOnStop) {
   EXPECT_EQ(stopped->status, (ExitStatus{0, 0}))
       << "tcpdump ends cleanly on SIGTERM; stderr: " << stopped->stderr_tail;
   EXPECT_THAT(stopped->stderr_tail, HasSubstr("packets captured"));
+  EXPECT_EQ(tcpdumpErrorLines(stopped->stderr_tail), "")
+      << "a clean stop is only tcpdump's banner and statistics: " << stopped->stderr_tail;
   EXPECT_GT(countPackets(dir_.file("capture-web.pcap0")), 0);
   EXPECT_TRUE(zombieFree(launched->pid));
   EXPECT_EQ(launcher_->running(), 0u);

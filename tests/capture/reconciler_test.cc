@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "tests/capture/fakes.h"
 
 namespace capture {
@@ -385,6 +386,32 @@ TEST_F(ReconcilerTest, ADifferentExitIsReportedAgain) {
   const auto failed = events_.withReason(kReasonFailed);
   ASSERT_THAT(failed, SizeIs(2));
   EXPECT_THAT(failed[1].message, HasSubstr("killed by signal 9"));
+}
+
+TEST_F(ReconcilerTest, ACrashLoopIsReportedOnceThoughTcpdumpsCountersDiffer) {
+  startWeb(3);
+  const Duration delays[] = {1s, 2s, 4s};
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    // tcpdump prints its statistics after the error: different after every run.
+    reconciler_->recordExit(launcher_.exit(
+        *launcher_.runningFor("uid-1"), {1, 0},
+        absl::StrCat("tcpdump: listening on eth0, link-type EN10MB (Ethernet), snapshot length "
+                     "262144 bytes\ntcpdump: pcap_loop: recvfrom: Network is down\n",
+                     10 * i, " packets captured\n", 10 * i + 3, " packets received by filter\n", i,
+                     " packets dropped by kernel")));
+    clock_.advance(delays[i]);
+    EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  }
+  const auto failed = events_.withReason(kReasonFailed);
+  ASSERT_THAT(failed, SizeIs(1));
+  EXPECT_THAT(failed[0].message,
+              AllOf(HasSubstr("tcpdump exited with status 1: tcpdump: pcap_loop: recvfrom: "
+                              "Network is down"),
+                    Not(HasSubstr("packets")), Not(HasSubstr("listening on"))));
+  EXPECT_THAT(events_.withReason(kReasonRestarted), SizeIs(1));
+  EXPECT_EQ(reconciler_->captures()[0].restarts, 3u);
+  EXPECT_EQ(reconciler_->stats().failed, 3u);
 }
 
 TEST_F(ReconcilerTest, BackoffStartsAgainAfterAStableRun) {
