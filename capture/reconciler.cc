@@ -181,33 +181,19 @@ std::optional<Duration> Reconciler::ensureRunning(Record& record, int files) {
                                 absl::StrCat("sandbox ", sandbox->id, " is not ready"));
   }
   if (!sandbox.ok()) return onResolveFailure(record, sandbox.status());
-  if (!record.process) {
-    if (record.ever_started && sandbox->id != record.sandbox_id) {
-      // tcpdump ended with its sandbox (the kubelet stopping one takes its interface away)
-      // before the new sandbox was READY: the same change as restart() handles, told the same
-      // way, and the old sandbox's files must not mix with the new one's either.
-      LOG(INFO) << displayName(record.pod) << ": sandbox changed from " << record.sandbox_id
-                << " to " << sandbox->id << " while tcpdump was down";
-      deleteFiles(record);
-      record.failures = 0;
-      record.last_failure_reported.clear();
-      record.next_start = NextStart::kAnnounceRestart;
-      std::string why =
-          absl::StrCat("the sandbox changed from ", record.sandbox_id, " to ", sandbox->id);
-      if (!record.restart_reason.empty()) absl::StrAppend(&why, " (", record.restart_reason, ")");
-      record.restart_reason = std::move(why);
-    }
-    return launch(record, *sandbox);
+  if (record.ever_started && sandbox->id != record.sandbox_id) {
+    // The capture moves, whether tcpdump still runs in the old sandbox or already ended with it
+    // (stopping a sandbox takes its interface away) before the new one was READY.
+    prepareRestart(
+        record, *sandbox,
+        absl::StrCat("the sandbox changed from ", record.sandbox_id, " to ", sandbox->id));
+  } else if (record.process && files != record.files) {
+    prepareRestart(record, *sandbox,
+                   absl::StrCat("the file count changed from ", record.files, " to ", files));
   }
-
-  if (sandbox->id != record.sandbox_id) {
-    restart(record, files, *sandbox,
-            absl::StrCat("the sandbox changed from ", record.sandbox_id, " to ", sandbox->id));
-  } else if (files != record.files) {
-    restart(record, files, *sandbox,
-            absl::StrCat("the file count changed from ", record.files, " to ", files));
-  }
-  return untilRetry(record);
+  if (record.process) return std::nullopt;
+  record.files = files;
+  return launch(record, *sandbox);
 }
 
 std::optional<Duration> Reconciler::untilRetry(const Record& record) const {
@@ -288,17 +274,20 @@ std::optional<Duration> Reconciler::launch(Record& record, const cri::SandboxInf
   return std::nullopt;
 }
 
-void Reconciler::restart(Record& record, int files, const cri::SandboxInfo& sandbox,
-                         std::string why) {
+void Reconciler::prepareRestart(Record& record, const cri::SandboxInfo& sandbox, std::string why) {
   LOG(INFO) << displayName(record.pod) << ": restarting capture: " << why;
   stopProcess(record);
   deleteFiles(record);
-  record.files = files;
+  // Bound to the new sandbox from now on, started or not: retries of a start that fails there
+  // are the same failure, backed off and reported once.
+  record.sandbox_id = sandbox.id;
+  record.netns_path = sandbox.netns_path;
   record.failures = 0;
   record.last_failure_reported.clear();
   record.next_start = NextStart::kAnnounceRestart;
+  // A restart still pending (tcpdump's exit, an earlier change) is part of this one's story.
+  if (!record.restart_reason.empty()) absl::StrAppend(&why, " (", record.restart_reason, ")");
   record.restart_reason = std::move(why);
-  launch(record, sandbox);
 }
 
 void Reconciler::recordExit(const ProcessExit& exit) {

@@ -134,7 +134,8 @@ class Reconciler {
     pid_t pid = 0;
     TimePoint started_at;
     bool ever_started = false;
-    std::string sandbox_id;
+    std::string sandbox_id;  // the sandbox the capture is bound to: where tcpdump runs, or
+                             // where its next start goes
     std::string netns_path;
     int failures = 0;  // consecutive, for the backoff
     TimePoint retry_at;
@@ -161,7 +162,9 @@ class Reconciler {
   std::optional<Duration> untilRetry(const Record& record) const;
   std::optional<Duration> onResolveFailure(Record& record, const absl::Status& status);
   std::optional<Duration> launch(Record& record, const cri::SandboxInfo& sandbox);
-  void restart(Record& record, int files, const cri::SandboxInfo& sandbox, std::string why);
+  // Before a start that replaces the capture (new sandbox or N): stops tcpdump, deletes the old
+  // files, binds the record to `sandbox`, starts the backoff afresh and announces the restart.
+  void prepareRestart(Record& record, const cri::SandboxInfo& sandbox, std::string why);
   // After tcpdump's exit: whether the sandbox it captured is no longer the Pod's READY one.
   bool sandboxWentAway(const Record& record);
   Duration fail(Record& record, const std::string& message);

@@ -292,6 +292,46 @@ TEST_F(ReconcilerTest, SandboxReplacedAfterTcpdumpDiedWithTheOldOneIsARestartToo
   EXPECT_EQ(reconciler_->captures()[0].sandbox_id, "s2");
 }
 
+TEST_F(ReconcilerTest, FailedStartsInANewSandboxBackOffAndWarnOnce) {
+  // Both ways a capture moves: tcpdump still running in the old sandbox, or gone with it.
+  for (const bool died_with_the_old_sandbox : {false, true}) {
+    SCOPED_TRACE(died_with_the_old_sandbox);
+    launcher_.failStarts(absl::OkStatus());
+    events_.clear();
+    startWeb(3, "uid-1", "default", "web", "s1");
+    resolver_.set("uid-1", makeSandbox("s2", "/var/run/netns/cni-s2"));
+    if (died_with_the_old_sandbox) {
+      reconciler_->recordExit(launcher_.exit(*launcher_.runningFor("uid-1"), {1, 0},
+                                             "tcpdump: pcap_loop: The interface disappeared"));
+    }
+    launcher_.failStarts(absl::FailedPreconditionError("cannot enter the Pod's network namespace"));
+    dir_.touch("capture-web.pcap0");
+    const std::vector<Duration> expected_delays = {1s, 2s, 4s, 8s, 8s};
+    for (const Duration delay : expected_delays) {
+      EXPECT_THAT(reconcile("uid-1"), Optional(delay));
+      dir_.touch("capture-web.pcap0");  // a retry deletes nothing: its start wrote nothing
+      clock_.advance(delay);
+    }
+    EXPECT_THAT(dir_.names(), ::testing::Contains("capture-web.pcap0"));
+    const auto failed = events_.withReason(kReasonFailed);
+    ASSERT_THAT(failed, SizeIs(1));
+    EXPECT_THAT(failed[0].message, HasSubstr("cannot start tcpdump in sandbox s2"));
+    EXPECT_EQ(reconciler_->captures()[0].sandbox_id, "s2");
+    EXPECT_EQ(reconciler_->captures()[0].state, CaptureState::kBackoff);
+
+    launcher_.failStarts(absl::OkStatus());
+    EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+    EXPECT_EQ(launcher_.starts().back().netns_path, "/var/run/netns/cni-s2");
+    const auto restarted = events_.withReason(kReasonRestarted);
+    ASSERT_THAT(restarted, SizeIs(1));
+    EXPECT_THAT(restarted[0].message, HasSubstr("sandbox changed from s1 to s2"));
+    EXPECT_EQ(reconciler_->captures()[0].restarts, 1u);
+
+    pods_.remove("uid-1");
+    reconcile("uid-1");
+  }
+}
+
 TEST_F(ReconcilerTest, TcpdumpEndingWithItsSandboxIsNoFailure) {
   // containerd stops the sandbox (NOTREADY) and then removes its interface, which ends tcpdump.
   startWeb(3);
