@@ -153,10 +153,8 @@ absl::StatusOr<std::vector<std::string>> CaptureFiles::removeFilesOf(absl::strin
   return remove(*names);
 }
 
-absl::StatusOr<std::vector<std::string>> CaptureFiles::removeCaptureFilesExcept(
-    const absl::flat_hash_set<std::string>& keep) const {
-  auto names = list(
-      [&keep](absl::string_view name) { return isCaptureFileName(name) && !keep.contains(name); });
+absl::StatusOr<std::vector<std::string>> CaptureFiles::removeAllCaptureFiles() const {
+  auto names = allCaptureFiles();
   if (!names.ok()) return names.status();
   return remove(*names);
 }

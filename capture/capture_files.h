@@ -3,7 +3,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -62,8 +61,8 @@ class CaptureFiles {
   // Deletes the files and returns the names it deleted. A file that vanished meanwhile is not
   // an error; any other failure is, after trying every file.
   absl::StatusOr<std::vector<std::string>> removeFilesOf(absl::string_view base) const;
-  absl::StatusOr<std::vector<std::string>> removeCaptureFilesExcept(
-      const absl::flat_hash_set<std::string>& keep) const;
+  // Every file isCaptureFileName() matches.
+  absl::StatusOr<std::vector<std::string>> removeAllCaptureFiles() const;
 
  private:
   template <typename Match>

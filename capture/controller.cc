@@ -24,7 +24,7 @@ absl::Status Controller::start() {
   if (worker_.joinable() || queue_.shuttingDown()) {
     return absl::FailedPreconditionError("a controller starts once");
   }
-  if (absl::Status status = reconciler_.adoptAndCleanUp(); !status.ok()) return status;
+  if (absl::Status status = reconciler_.startFresh(); !status.ok()) return status;
   launcher_.setExitHandler([this](ProcessExit exit) { postExit(std::move(exit)); });
   for (const std::string& uid : reconciler_.trackedPods()) queue_.add(uid);
   publish();

@@ -36,10 +36,11 @@ class Controller : public k8s::PodEventHandler {
              const Clock& clock = defaultClock());
   ~Controller() override;  // stop()
 
-  // Deletes capture files that no wanted capture owns, queues every Pod in the cache and
-  // starts the worker. Fails when the capture directory cannot be listed.
+  // Deletes every capture file in the directory (Reconciler::startFresh), queues every Pod in
+  // the cache and starts the worker. Fails when the capture directory cannot be listed.
   absl::Status start();
-  // Stops every tcpdump cleanly (files stay for the next start) and the worker. Idempotent.
+  // Stops every tcpdump cleanly (the files stay; the next start deletes them) and the worker.
+  // Idempotent.
   void stop();
 
   void onAdd(const k8s::Pod& pod) override;

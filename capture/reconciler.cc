@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <tuple>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
@@ -414,37 +413,25 @@ void Reconciler::emit(const k8s::ObjectReference& pod, k8s::EventType type, cons
   events_.emit(pod, type, reason, message);
 }
 
-absl::Status Reconciler::adoptAndCleanUp() {
+absl::Status Reconciler::startFresh() {
+  auto removed = files_.removeAllCaptureFiles();
+  if (!removed.ok()) return removed.status();
   std::vector<k8s::Pod> wanted;
-  std::map<std::string, int> plain_name_count;
   for (k8s::Pod& pod : pods_.list()) {
-    if (!desireOf(pod.uid, pod).wanted) continue;
-    ++plain_name_count[plainFileBase(pod.namespace_, pod.name, options_.max_files)];
-    wanted.push_back(std::move(pod));
+    if (desireOf(pod.uid, pod).wanted) wanted.push_back(std::move(pod));
   }
   std::sort(wanted.begin(), wanted.end(), [](const k8s::Pod& a, const k8s::Pod& b) {
     return std::tie(a.creation_timestamp, a.namespace_, a.name) <
            std::tie(b.creation_timestamp, b.namespace_, b.name);
   });
-  absl::flat_hash_set<std::string> keep;
   for (const k8s::Pod& pod : wanted) {
-    if (records_.contains(pod.uid)) continue;
+    // A Pod left without a usable file name gets no record here; its reconcile() says why.
     auto created = createRecord(pod);
-    if (!created.ok()) continue;  // reconcile() reports it
-    Record& record = (*created)->second;
-    record.files = desireOf(pod.uid, pod).files;
-    // Before the restart, same-named Pods may have held these names the other way round.
-    if (plain_name_count[plainFileBase(pod.namespace_, pod.name, options_.max_files)] == 1) {
-      for (std::string& name : rotationFileNames(record.file_base, record.files)) {
-        keep.insert(std::move(name));
-      }
-    }
+    if (created.ok()) (*created)->second.files = desireOf(pod.uid, pod).files;
   }
-  auto removed = files_.removeCaptureFilesExcept(keep);
-  if (!removed.ok()) return removed.status();
-  LOG(INFO) << "start-up: " << records_.size() << " Pods want a capture; deleted "
-            << removed->size() << " capture files that none of them owns"
-            << (removed->empty() ? "" : ": ") << absl::StrJoin(*removed, ", ");
+  LOG(INFO) << "start-up: deleted " << removed->size() << " capture files left in " << files_.dir()
+            << (removed->empty() ? "" : ": ") << absl::StrJoin(*removed, ", ") << "; "
+            << records_.size() << " Pods want a capture";
   return absl::OkStatus();
 }
 

@@ -91,8 +91,9 @@ struct CaptureStats {
 // Each outcome is one Event: a failure that repeats unchanged through retries is reported
 // once (for tcpdump's exits: the same status and error lines, see tcpdumpErrorLines()). File names
 // and name collisions: see capture_files.h. A stop deletes the capture's files, and so does a
-// restart for a new sandbox, N or UID (the files would mix two captures); a restart after tcpdump's
-// own exit or after a controller restart keeps them (tcpdump rewrites them in turn).
+// restart for a new sandbox, N or UID (the files would mix two captures); a restart after
+// tcpdump's own exit keeps them (tcpdump rewrites them in turn). A controller's start deletes
+// every capture file it finds (startFresh()).
 //
 // Not thread-safe, by design: one worker thread (the Controller's) owns it and all capture
 // state. It forks tcpdump from that thread too, which keeps PR_SET_PDEATHSIG meaningful.
@@ -108,14 +109,14 @@ class Reconciler {
   // processes the record no longer holds are ignored.
   void recordExit(const ProcessExit& exit);
 
-  // At start-up, before any capture runs: takes a record (and its file names) for every Pod
-  // that wants a capture, oldest first, and deletes every capture file in the directory that
-  // none of them owns. A capture's files are kept only when the file name could not have
-  // belonged to a same-named Pod before the restart.
-  absl::Status adoptAndCleanUp();
+  // At start-up, before any capture runs: deletes every capture file in the directory (what
+  // an earlier run left: no tcpdump of ours writes them any more, and a restarted controller
+  // container starts without them anyway), then takes a record for every Pod that wants a
+  // capture, oldest first, so that of two same-named Pods the older one gets the plain file
+  // name whatever order their reconciles run in. Their captures start afresh.
+  absl::Status startFresh();
 
-  // At shutdown: stops every tcpdump cleanly. Files stay: the Pods still want their captures,
-  // and the next start adopts them.
+  // At shutdown: stops every tcpdump cleanly. Files stay until the next start deletes them.
   void stopAll();
 
   std::vector<std::string> trackedPods() const;

@@ -104,15 +104,16 @@ TEST(CaptureFiles, DeletesOneCapturesFilesAndNothingElse) {
   EXPECT_TRUE(files.removeFilesOf("capture-web.pcap")->empty());
 }
 
-TEST(CaptureFiles, RemovesEveryCaptureFileExceptTheKeptOnes) {
+TEST(CaptureFiles, RemovesEveryCaptureFile) {
   TempDir dir;
-  for (const char* name : {"capture-a.pcap0", "capture-a.pcap1", "capture-b.pcap", "keep.txt"}) {
+  for (const char* name :
+       {"capture-a.pcap0", "capture-a.pcap1", "capture-b.pcap", "capture-c.pcap0.gz", "keep.txt"}) {
     dir.touch(name);
   }
   CaptureFiles files(dir.path());
-  EXPECT_THAT(*files.removeCaptureFilesExcept({"capture-a.pcap1"}),
-              UnorderedElementsAre("capture-a.pcap0", "capture-b.pcap"));
-  EXPECT_THAT(dir.names(), UnorderedElementsAre("capture-a.pcap1", "keep.txt"));
+  EXPECT_THAT(*files.removeAllCaptureFiles(),
+              UnorderedElementsAre("capture-a.pcap0", "capture-a.pcap1", "capture-b.pcap"));
+  EXPECT_THAT(dir.names(), UnorderedElementsAre("capture-c.pcap0.gz", "keep.txt"));
 }
 
 TEST(CaptureFiles, ReportsADirectoryItCannotList) {

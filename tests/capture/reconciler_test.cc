@@ -624,7 +624,7 @@ TEST_F(ReconcilerTest, PendingCaptureThatIsNoLongerWantedEndsSilently) {
   EXPECT_THAT(reconciler_->trackedPods(), IsEmpty());
 }
 
-TEST_F(ReconcilerTest, StartUpKeepsOwnedFilesAndDeletesTheRest) {
+TEST_F(ReconcilerTest, StartUpDeletesEveryCaptureFileAndTakesTheWantedPodsOldestFirst) {
   pods_.set(makePod("uid-1", "default", "web", "2"));
   pods_.set(makePod("uid-2", "default", "db", std::nullopt));  // not wanted
   k8s::Pod older = makePod("uid-3", "team-a", "api", "1");
@@ -636,12 +636,13 @@ TEST_F(ReconcilerTest, StartUpKeepsOwnedFilesAndDeletesTheRest) {
         "capture-api.pcap", "capture-team-b_api.pcap", "capture-gone.pcap0", "unrelated.pcap0"}) {
     dir_.touch(name);
   }
-  ASSERT_TRUE(reconciler_->adoptAndCleanUp().ok());
-  EXPECT_THAT(dir_.names(),
-              UnorderedElementsAre("capture-web.pcap0", "capture-web.pcap1", "unrelated.pcap0"));
+  ASSERT_TRUE(reconciler_->startFresh().ok());
+  EXPECT_THAT(dir_.names(), UnorderedElementsAre("unrelated.pcap0"))
+      << "a wanted capture starts afresh too: its old files may be another Pod's";
   EXPECT_THAT(reconciler_->trackedPods(), UnorderedElementsAre("uid-1", "uid-3", "uid-4"));
+  EXPECT_EQ(reconciler_->captures()[0].files, 2);
 
-  // The oldest same-named Pod keeps the plain name.
+  // The oldest same-named Pod gets the plain name, whichever starts first.
   resolver_.set("uid-3", makeSandbox("s3", "/var/run/netns/cni-s3"));
   resolver_.set("uid-4", makeSandbox("s4", "/var/run/netns/cni-s4"));
   reconcile("uid-4");
@@ -650,13 +651,14 @@ TEST_F(ReconcilerTest, StartUpKeepsOwnedFilesAndDeletesTheRest) {
   ASSERT_THAT(starts, SizeIs(2));
   EXPECT_EQ(starts[0].argv[6], path("capture-team-b_api.pcap"));
   EXPECT_EQ(starts[1].argv[6], path("capture-api.pcap"));
+  EXPECT_THAT(events_.reasons(), ElementsAre(kReasonStarted, kReasonStarted));
 }
 
 TEST_F(ReconcilerTest, StartUpFailsOnAMissingDirectory) {
   CaptureOptions o = options();
   o.capture_dir = dir_.path() + "/missing";
   remake(o);
-  EXPECT_FALSE(reconciler_->adoptAndCleanUp().ok());
+  EXPECT_FALSE(reconciler_->startFresh().ok());
 }
 
 TEST_F(ReconcilerTest, StopAllStopsEveryTcpdumpAndKeepsTheFiles) {

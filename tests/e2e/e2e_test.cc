@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 
@@ -350,6 +351,8 @@ TEST_F(ControllerE2E, AfterASigkillNoTcpdumpOutlivesTheControllerAndARestartClea
   startCapture(b, 2);
   ASSERT_FALSE(HasFailure());
 
+  // a's second file, which a fresh tcpdump writes only after 1 MB of packets.
+  std::ofstream(file("capture-a.pcap1")) << "from the killed controller's run";
   controller_->signal(SIGKILL);
   ASSERT_EQ(controller_->waitForExit(kDeadline), 128 + SIGKILL);
   EXPECT_TRUE(waitUntil([&] { return tcpdumpsWritingTo(capture_dir_).empty(); }, kDeadline))
@@ -362,6 +365,8 @@ TEST_F(ControllerE2E, AfterASigkillNoTcpdumpOutlivesTheControllerAndARestartClea
   ASSERT_NE(a_again, 0);
   EXPECT_THAT(tcpdumpsWritingTo(capture_dir_), ElementsAre(a_again));
   EXPECT_THAT(filesStartingWith("capture-b"), IsEmpty());
+  EXPECT_THAT(filesStartingWith("capture-a"), Not(Contains("capture-a.pcap1")))
+      << "a wanted capture starts afresh: the start deletes its old files too";
   for (const std::string& name : filesIn(capture_dir_)) {
     EXPECT_TRUE(name.starts_with("capture-a.pcap")) << name << " belongs to no capture";
   }
@@ -399,7 +404,7 @@ TEST_F(ControllerE2E, SigtermStopsEveryTcpdumpAndExitsZero) {
   EXPECT_FALSE(processLives(a_pid));
   EXPECT_FALSE(processLives(b_pid));
   EXPECT_THAT(tcpdumpsWritingTo(capture_dir_), IsEmpty());
-  // The Pods still want their captures: the files stay for the next start.
+  // The files stay until the next start (which deletes them).
   EXPECT_THAT(filesStartingWith("capture-a.pcap"), Contains("capture-a.pcap0"));
 }
 
