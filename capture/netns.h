@@ -22,7 +22,10 @@ struct OpenedNetns {
 // The sandbox's network namespace, as the CRI reported it (`netns_path`). Inside a DaemonSet
 // that path is visible only through a host mount of /var/run/netns with mountPropagation
 // HostToContainer; without it, falls back to /proc/<sandbox_pid>/ns/net (visible with
-// hostPID), checked the same way. Fails with a message naming the missing mount otherwise.
-absl::StatusOr<OpenedNetns> openSandboxNetns(const std::string& netns_path, int64_t sandbox_pid);
+// hostPID), checked the same way, and taken only when /proc/<sandbox_pid>/cgroup names
+// `sandbox_id`: that pid must be the sandbox's process, not whatever has that number in the
+// controller's pid namespace. Fails with a message naming the missing mount otherwise.
+absl::StatusOr<OpenedNetns> openSandboxNetns(const std::string& netns_path, int64_t sandbox_pid,
+                                             const std::string& sandbox_id);
 
 }  // namespace capture

@@ -66,7 +66,7 @@ size_t NetnsLauncher::running() const {
 }
 
 absl::StatusOr<LaunchedProcess> NetnsLauncher::start(const LaunchSpec& spec) {
-  auto netns = openSandboxNetns(spec.netns_path, spec.sandbox_pid);
+  auto netns = openSandboxNetns(spec.netns_path, spec.sandbox_pid, spec.sandbox_id);
   if (!netns.ok()) return netns.status();
   auto child = spawnChild(SpawnSpec{spec.argv, options_.env, netns->fd.get()});
   if (!child.ok()) return child.status();

@@ -20,6 +20,7 @@ struct LaunchSpec {
   std::vector<std::string> argv;
   std::string netns_path;   // the sandbox's network namespace, as the CRI reported it
   int64_t sandbox_pid = 0;  // for the /proc/<pid>/ns/net fallback; 0 when unknown
+  std::string sandbox_id;   // the fallback checks that the pid is this sandbox's process
 };
 
 struct LaunchedProcess {

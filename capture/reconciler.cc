@@ -239,6 +239,7 @@ std::optional<Duration> Reconciler::launch(Record& record, const cri::SandboxInf
   spec.argv = options_.tcpdump.argv(record.files, files_.pathOf(record.file_base));
   spec.netns_path = sandbox.netns_path;
   spec.sandbox_pid = sandbox.pid;
+  spec.sandbox_id = sandbox.id;
   auto launched = launcher_.start(spec);
   if (!launched.ok()) {
     return fail(record, absl::StrCat("cannot start tcpdump in sandbox ", sandbox.id, ": ",

@@ -167,7 +167,7 @@ void BM_TcpdumpStartToFirstFile(benchmark::State& state) {
   long rss = 0;
   for (auto _ : state) {
     auto launched = (*launcher)->start(
-        LaunchSpec{"uid", tcpdump->argv(2, dir.file("capture-b.pcap")), netns.path(), 0});
+        LaunchSpec{"uid", tcpdump->argv(2, dir.file("capture-b.pcap")), netns.path(), 0, ""});
     if (!launched.ok() ||
         !testing::waitUntil([&] { return std::filesystem::exists(dir.file("capture-b.pcap0")); },
                             10s)) {

@@ -93,7 +93,7 @@ class NetnsLauncherTest : public ::testing::Test {
   }
   LaunchSpec tcpdumpSpec(int files) const {
     return LaunchSpec{"uid-1", tcpdump_.argv(files, dir_.file("capture-web.pcap")), netns_.path(),
-                      0};
+                      0, ""};
   }
   ProcessExit nextExit() {
     auto future = exits_.get_future();
@@ -195,7 +195,8 @@ TEST_F(NetnsLauncherTest, StopEscalatesToSigkillAfterTheGracePeriod) {
       LaunchSpec{"uid-1",
                  {"/bin/sh", "-c", "trap '' TERM; : > " + ready + "; exec sleep 30"},
                  netns_.path(),
-                 0});
+                 0,
+                 ""});
   ASSERT_TRUE(launched.ok()) << launched.status();
   ASSERT_TRUE(waitUntil([&] { return std::filesystem::exists(ready); }));  // SIGTERM is ignored
   auto stopped = launcher_->stop(launched->id, 200ms);
@@ -209,7 +210,7 @@ TEST_F(NetnsLauncherTest, RunsInTheSandboxsNamespaceNotTheHosts) {
   const std::string script =
       "readlink /proc/self/ns/net >&2; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' >&2";
   auto launched =
-      launcher_->start(LaunchSpec{"uid-1", {"/bin/sh", "-c", script}, netns_.path(), 0});
+      launcher_->start(LaunchSpec{"uid-1", {"/bin/sh", "-c", script}, netns_.path(), 0, ""});
   ASSERT_TRUE(launched.ok()) << launched.status();
   const ProcessExit exit = nextExit();
   struct stat sandbox_ns;
@@ -220,8 +221,9 @@ TEST_F(NetnsLauncherTest, RunsInTheSandboxsNamespaceNotTheHosts) {
 
 TEST_F(NetnsLauncherTest, RefusesAPathThatIsNotANetworkNamespace) {
   dir_.touch("cni-placeholder", "");
-  auto launched = launcher_->start(LaunchSpec{
-      "uid-1", tcpdump_.argv(2, dir_.file("capture-web.pcap")), dir_.file("cni-placeholder"), 0});
+  auto launched =
+      launcher_->start(LaunchSpec{"uid-1", tcpdump_.argv(2, dir_.file("capture-web.pcap")),
+                                  dir_.file("cni-placeholder"), 0, ""});
   ASSERT_FALSE(launched.ok());
   EXPECT_THAT(launched.status().message(), HasSubstr("mountPropagation"));
   EXPECT_TRUE(dir_.names().count("capture-web.pcap0") == 0);

@@ -4,12 +4,15 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -47,6 +50,51 @@ class TestNetns {
 
  private:
   std::string name_;
+  bool ok_ = false;
+};
+
+// A process (sleep) in a cgroup of its own whose path ends in `leaf`, as containerd places a
+// sandbox's pause process in .../pod<uid>/<sandbox id>: in the pids hierarchy of cgroup v1, or
+// in the unified one of v2. Killed, reaped and removed with its cgroups at the end of the test.
+class ProcessInCgroup {
+ public:
+  explicit ProcessInCgroup(const std::string& leaf) {
+    const std::string root = std::filesystem::exists("/sys/fs/cgroup/cgroup.procs")
+                                 ? "/sys/fs/cgroup"
+                                 : "/sys/fs/cgroup/pids";
+    parent_ = absl::StrCat(root, "/cct-", ::getpid(), "-", counter_++);
+    leaf_ = parent_ + "/" + leaf;
+    std::error_code ec;
+    if (!std::filesystem::create_directories(leaf_, ec)) return;
+    auto child = spawnChild(SpawnSpec{{"/bin/sleep", "60"}, {}});
+    if (!child.ok()) return;
+    child_ = std::move(*child);
+    std::ofstream(leaf_ + "/cgroup.procs") << child_.pid << std::flush;
+    ok_ = inLeaf();
+  }
+  ~ProcessInCgroup() {
+    if (child_.pidfd.valid()) {
+      sendSignal(child_.pidfd.get(), SIGKILL);
+      (void)reapChild(child_.pidfd.get(), /*wait=*/true);
+    }
+    ::rmdir(leaf_.c_str());
+    ::rmdir(parent_.c_str());
+  }
+  bool ok() const { return ok_; }
+  pid_t pid() const { return child_.pid; }
+
+ private:
+  bool inLeaf() const {
+    std::ifstream procs(leaf_ + "/cgroup.procs");
+    for (pid_t pid; procs >> pid;) {
+      if (pid == child_.pid) return true;
+    }
+    return false;
+  }
+
+  static inline std::atomic<int> counter_{0};
+  std::string parent_, leaf_;
+  SpawnedChild child_;
   bool ok_ = false;
 };
 

@@ -39,24 +39,58 @@ TEST(OpenNetworkNamespace, RejectsAMissingPath) {
   EXPECT_FALSE(openNetworkNamespace("/var/run/netns/cni-does-not-exist").ok());
 }
 
+// What a sandbox ID looks like: 64 hex digits.
+constexpr char kSandboxId[] = "4b5c0ffee1234a7d9c3e8f0b1a2d3c4e5f60718293a4b5c6d7e8f90a1b2c3d4e";
+
 TEST(OpenSandboxNetns, UsesTheRuntimesPathWhenItIsANetworkNamespace) {
-  auto opened = openSandboxNetns("/proc/self/ns/net", 1);
+  auto opened = openSandboxNetns("/proc/self/ns/net", 1, kSandboxId);
   ASSERT_TRUE(opened.ok()) << opened.status();
   EXPECT_EQ(opened->path, "/proc/self/ns/net");
 }
 
-TEST(OpenSandboxNetns, FallsBackToProcPidWhenThePathIsNotMountedHere) {
+TEST(OpenSandboxNetns, FallsBackToTheSandboxsProcessWhenThePathIsNotMountedHere) {
+  E2E_REQUIRE_ROOT();
+  // Where containerd puts a pause process: a cgroup named after its sandbox.
+  testing::ProcessInCgroup pause(kSandboxId);
+  E2E_REQUIRE(pause.ok(), "cannot place a process in a cgroup of its own");
   testing::TempDir dir;
   dir.touch("cni-1234", "");  // what /var/run/netns shows without HostToContainer propagation
   for (const std::string& path : {dir.file("cni-1234"), dir.file("missing"), std::string()}) {
-    auto opened = openSandboxNetns(path, ::getpid());
+    SCOPED_TRACE(path);
+    auto opened = openSandboxNetns(path, pause.pid(), kSandboxId);
     ASSERT_TRUE(opened.ok()) << opened.status();
-    EXPECT_EQ(opened->path, absl::StrCat("/proc/", ::getpid(), "/ns/net"));
+    EXPECT_EQ(opened->path, absl::StrCat("/proc/", pause.pid(), "/ns/net"));
   }
 }
 
+TEST(OpenSandboxNetns, RefusesAPidThatIsNotTheSandboxs) {
+  // Without hostPID the sandbox's host pid names any process of the controller's own pid
+  // namespace: here the test itself, whose network namespace is the host's.
+  for (const std::string& sandbox_id : {std::string(kSandboxId), std::string()}) {
+    SCOPED_TRACE(sandbox_id);
+    auto opened = openSandboxNetns("/var/run/netns/cni-does-not-exist", ::getpid(), sandbox_id);
+    ASSERT_FALSE(opened.ok());
+    EXPECT_THAT(opened.status().message(),
+                AllOf(HasSubstr("/var/run/netns/cni-does-not-exist"),
+                      HasSubstr(sandbox_id.empty() ? "no sandbox ID"
+                                                   : absl::StrCat("/proc/", ::getpid(),
+                                                                  " is not sandbox ", kSandboxId)),
+                      HasSubstr("mountPropagation: HostToContainer")));
+  }
+}
+
+TEST(OpenSandboxNetns, RefusesTheProcessOfAnotherSandbox) {
+  E2E_REQUIRE_ROOT();
+  testing::ProcessInCgroup other(
+      "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0");
+  E2E_REQUIRE(other.ok(), "cannot place a process in a cgroup of its own");
+  auto opened = openSandboxNetns("", other.pid(), kSandboxId);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_THAT(opened.status().message(), HasSubstr("is not sandbox"));
+}
+
 TEST(OpenSandboxNetns, NamesTheMissingMountWhenNothingIsVisible) {
-  auto opened = openSandboxNetns("/var/run/netns/cni-does-not-exist", 0);
+  auto opened = openSandboxNetns("/var/run/netns/cni-does-not-exist", 0, kSandboxId);
   ASSERT_FALSE(opened.ok());
   EXPECT_THAT(opened.status().message(),
               AllOf(HasSubstr("/var/run/netns/cni-does-not-exist"), HasSubstr("/var/run/netns"),
@@ -64,17 +98,17 @@ TEST(OpenSandboxNetns, NamesTheMissingMountWhenNothingIsVisible) {
 }
 
 TEST(OpenSandboxNetns, ChecksTheFallbackToo) {
-  // pid 1's namespace is fine, but a pid that is not a process is not.
-  auto opened = openSandboxNetns("", 999999999);
+  // A pid that is not a process at all.
+  auto opened = openSandboxNetns("", 999999999, kSandboxId);
   ASSERT_FALSE(opened.ok());
-  EXPECT_THAT(opened.status().message(), HasSubstr("/proc/999999999/ns/net"));
+  EXPECT_THAT(opened.status().message(), HasSubstr("/proc/999999999"));
 }
 
 TEST(OpenSandboxNetns, AcceptsANamedNetnsLikeTheCnisOnes) {
   E2E_REQUIRE_ROOT();
   testing::TestNetns netns;
   ASSERT_TRUE(netns.ok()) << "ip netns add failed";
-  auto opened = openSandboxNetns(netns.path(), 0);
+  auto opened = openSandboxNetns(netns.path(), 0, kSandboxId);
   ASSERT_TRUE(opened.ok()) << opened.status();
   EXPECT_EQ(opened->path, netns.path());
 }

@@ -74,6 +74,7 @@ TEST_F(ReconcilerTest, StartsTcpdumpInTheSandboxOfAnAnnotatedPod) {
                                           path("capture-web.pcap"), "-Z", "root", "-U"));
   EXPECT_EQ(starts[0].netns_path, "/var/run/netns/cni-s1");
   EXPECT_EQ(starts[0].sandbox_pid, 4242);
+  EXPECT_EQ(starts[0].sandbox_id, "s1");  // what the /proc/<pid> fallback checks the pid by
 
   const auto events = events_.events();
   ASSERT_THAT(events, SizeIs(1));
