@@ -36,8 +36,11 @@ class Controller : public k8s::PodEventHandler {
              const Clock& clock = defaultClock());
   ~Controller() override;  // stop()
 
-  // Deletes every capture file in the directory (Reconciler::startFresh), queues every Pod in
-  // the cache and starts the worker. Fails when the capture directory cannot be listed.
+  // Deletes every capture file in the directory and takes the Pods of the cache that want a
+  // capture (Reconciler::startFresh), queues those and starts the worker. Every Pod of the
+  // cache, those included, is queued anyway by the informer's onAdd calls for its first list,
+  // whether they come before start() or after. Fails when the capture directory cannot be
+  // listed.
   absl::Status start();
   // Stops every tcpdump cleanly (the files stay; the next start deletes them) and the worker.
   // Idempotent.
