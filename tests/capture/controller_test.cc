@@ -132,8 +132,9 @@ TEST_F(ControllerTest, AnExitReportedFromTheLaunchersThreadIsRestarted) {
     auto id = launcher_.runningFor("uid-1");
     return id && *id != first;
   }));
-  EXPECT_THAT(events_.withReason(kReasonFailed)[0].message,
-              AllOf(HasSubstr("exited with status 2"), HasSubstr("oops")));
+  const auto failed = events_.waitFor(kReasonFailed);
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_THAT(failed->message, AllOf(HasSubstr("exited with status 2"), HasSubstr("oops")));
   ASSERT_TRUE(waitUntil([&] { return controller->stats().restarts == 1; }));
   EXPECT_EQ(controller->stats().failed, 1u);
 }
@@ -146,8 +147,9 @@ TEST_F(ControllerTest, ResyncNoticesAReplacedSandboxWithoutAnyPodEvent) {
     return !launcher_.running().empty() &&
            launcher_.running().begin()->second.netns_path == "/var/run/netns/cni-s2";
   }));
-  EXPECT_THAT(events_.withReason(kReasonRestarted)[0].message,
-              HasSubstr("sandbox changed from s1 to s2"));
+  const auto restarted = events_.waitFor(kReasonRestarted);
+  ASSERT_TRUE(restarted.has_value());
+  EXPECT_THAT(restarted->message, HasSubstr("sandbox changed from s1 to s2"));
 }
 
 TEST_F(ControllerTest, APodWaitingForItsSandboxStartsWhenItIsReady) {
@@ -246,17 +248,18 @@ TEST(ControllerWithRealTcpdump, AnnotationStartsACaptureAndRemovingItDeletesTheF
         << "no packets captured";
   }
   EXPECT_EQ((*launcher)->running(), 1u);
-  EXPECT_THAT(events.withReason(kReasonStarted)[0].message,
-              AllOf(HasSubstr(dir.file("capture-web.pcap0")), HasSubstr("sandbox sandbox-1"),
-                    HasSubstr(netns.path())));
+  const auto started = events.waitFor(kReasonStarted);
+  ASSERT_TRUE(started.has_value());
+  EXPECT_THAT(started->message, AllOf(HasSubstr(dir.file("capture-web.pcap0")),
+                                      HasSubstr("sandbox sandbox-1"), HasSubstr(netns.path())));
 
   const k8s::Pod unannotated = makePod("uid-1", "default", "web", std::nullopt);
   pods.set(unannotated);
   controller.onUpdate(pod, unannotated);
   ASSERT_TRUE(waitUntil([&] { return (*launcher)->running() == 0 && dir.names().empty(); }));
-  ASSERT_TRUE(waitUntil([&] { return !events.withReason(kReasonStopped).empty(); }));
-  EXPECT_THAT(events.withReason(kReasonStopped)[0].message,
-              HasSubstr("deleted " + dir.file("capture-web.pcap0")));
+  const auto stopped = events.waitFor(kReasonStopped);
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_THAT(stopped->message, HasSubstr("deleted " + dir.file("capture-web.pcap0")));
   controller.stop();
 }
 

@@ -126,6 +126,17 @@ class FakeEventSink : public k8s::EventSink {
     }
     return out;
   }
+  // The first event with `reason`, waiting for it up to 10 s: a Controller emits from its
+  // worker, after the launcher already shows the process a test may have waited for.
+  std::optional<RecordedEvent> waitFor(const std::string& reason) const {
+    std::optional<RecordedEvent> found;
+    testsupport::waitUntil([&] {
+      const std::vector<RecordedEvent> matching = withReason(reason);
+      if (!matching.empty()) found = matching.front();
+      return found.has_value();
+    });
+    return found;
+  }
   std::vector<std::string> reasons() const {
     std::vector<std::string> out;
     for (const RecordedEvent& e : events()) out.push_back(e.reason);
