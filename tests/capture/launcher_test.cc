@@ -181,8 +181,17 @@ TEST_F(NetnsLauncherTest, TcpdumpDiesWithTheThreadThatStartedIt) {
   // PR_SET_PDEATHSIG must survive exec and tcpdump's -Z root: if the controller dies, no
   // tcpdump is left behind. It follows the forking thread, which this test ends.
   absl::StatusOr<LaunchedProcess> launched = absl::UnknownError("not run");
-  std::thread([&] { launched = launcher_->start(tcpdumpSpec(2)); }).join();
+  bool opened_its_file = false;
+  std::thread([&] {
+    launched = launcher_->start(tcpdumpSpec(2));
+    // tcpdump opens its file after switching to -Z's user: only past that point does the
+    // thread's end test what it should.
+    opened_its_file = launched.ok() && waitUntil([&] {
+                        return std::filesystem::exists(dir_.file("capture-web.pcap0"));
+                      });
+  }).join();
   ASSERT_TRUE(launched.ok()) << launched.status();
+  ASSERT_TRUE(opened_its_file) << "tcpdump never opened capture-web.pcap0";
   const ProcessExit exit = nextExit();
   EXPECT_EQ(exit.id, launched->id);
   EXPECT_EQ(exit.status.signal, SIGKILL);
