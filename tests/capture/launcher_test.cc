@@ -101,11 +101,13 @@ class NetnsLauncherTest : public ::testing::Test {
     return future.get();
   }
 
+  // Before launcher_, so destroyed after it: an exit the launcher's thread reports during
+  // teardown still finds the promise.
+  std::promise<ProcessExit> exits_;
   TestNetns netns_;
   TempDir dir_;
   TcpdumpCommand tcpdump_;
   std::unique_ptr<NetnsLauncher> launcher_;
-  std::promise<ProcessExit> exits_;
 };
 
 TEST_F(NetnsLauncherTest, TcpdumpCapturesTheNamespacesTrafficAndFlushesOnStop) {
