@@ -146,27 +146,31 @@ absl::StatusOr<Reconciler::Records::iterator> Reconciler::createRecord(const k8s
       record.restart_reason = absl::StrCat("the Pod was recreated (previous UID ", old.pod.uid,
                                            ", sandbox ", orNone(old.sandbox_id), ")");
     }
-    file_owners_.erase(old.file_base);
     records_.erase(predecessor);
   }
 
   const std::string plain = plainFileBase(pod.namespace_, pod.name, options_.max_files);
   const std::string qualified = qualifiedFileBase(pod.namespace_, pod.name, options_.max_files);
-  if (!file_owners_.contains(plain)) {
+  if (const Record* holder = holderOf(plain); holder == nullptr) {
     record.file_base = plain;
     if (plain != absl::StrCat(kCaptureFilePrefix, pod.name, kCaptureFileSuffix)) {
       record.file_note = "the Pod's name is too long for a file name, so it is shortened";
     }
-  } else if (!file_owners_.contains(qualified)) {
+  } else if (holderOf(qualified) == nullptr) {
     record.file_base = qualified;
-    const Record& holder = records_.at(file_owners_.at(plain));
-    record.file_note = absl::StrCat(plain, " is already used by Pod ", displayName(holder.pod));
+    record.file_note = absl::StrCat(plain, " is already used by Pod ", displayName(holder->pod));
   } else {
     return absl::AlreadyExistsError(
         absl::StrCat("no capture: both file names ", plain, " and ", qualified, " are in use"));
   }
-  file_owners_.emplace(record.file_base, pod.uid);
   return records_.emplace(pod.uid, std::move(record)).first;
+}
+
+const Reconciler::Record* Reconciler::holderOf(const std::string& file_base) const {
+  for (const auto& [uid, record] : records_) {
+    if (record.file_base == file_base) return &record;
+  }
+  return nullptr;
 }
 
 std::optional<Duration> Reconciler::ensureRunning(Record& record, int files) {
@@ -367,7 +371,6 @@ void Reconciler::endCapture(Records::iterator it, const std::string& why) {
     emit(record.pod, k8s::EventType::kNormal, kReasonStopped,
          absl::StrCat("Stopped: ", why, "; ", deleted));
   }
-  file_owners_.erase(record.file_base);
   records_.erase(it);
 }
 
@@ -439,7 +442,6 @@ absl::Status Reconciler::startFresh() {
 void Reconciler::stopAll() {
   for (auto& [uid, record] : records_) stopProcess(record);
   records_.clear();
-  file_owners_.clear();
 }
 
 std::vector<std::string> Reconciler::trackedPods() const {

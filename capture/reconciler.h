@@ -159,6 +159,9 @@ class Reconciler {
   void noticeOnce(const std::string& pod_uid, const std::optional<k8s::Pod>& pod,
                   const Desire& desire);
   absl::StatusOr<Records::iterator> createRecord(const k8s::Pod& pod);
+  // The record whose capture writes this file base, if any. A scan: a node has at most a few
+  // hundred captures, and names are chosen only when a capture begins.
+  const Record* holderOf(const std::string& file_base) const;
   std::optional<Duration> ensureRunning(Record& record, int files);
   std::optional<Duration> untilRetry(const Record& record) const;
   std::optional<Duration> onResolveFailure(Record& record, const absl::Status& status);
@@ -185,10 +188,9 @@ class Reconciler {
   const Clock& clock_;
   const CaptureFiles files_;
 
-  Records records_;                                 // by Pod UID
-  std::map<std::string, std::string> file_owners_;  // file base -> Pod UID
-  std::map<std::string, std::string> notices_;      // Pod UID -> last Warning shown
-  std::set<std::string> host_network_pods_;         // UIDs the runtime says are hostNetwork
+  Records records_;                             // by Pod UID
+  std::map<std::string, std::string> notices_;  // Pod UID -> last Warning shown
+  std::set<std::string> host_network_pods_;     // UIDs the runtime says are hostNetwork
   CaptureStats stats_;
 };
 
