@@ -1,9 +1,20 @@
 #include "cri/rpc_stats.h"
 
 #include <algorithm>
+#include <charconv>
 #include <sstream>
 
 namespace cri {
+namespace {
+
+// The shortest text that reads back as the same double. A latency sum grows for as long as the
+// controller runs, and rate() over it needs every digit, not the stream's default 6.
+std::string roundTrip(double value) {
+  char buffer[32];
+  return std::string(buffer, std::to_chars(buffer, buffer + sizeof(buffer), value).ptr);
+}
+
+}  // namespace
 
 void RpcStats::record(std::string_view method, std::chrono::nanoseconds latency, bool ok) {
   const double seconds = std::chrono::duration<double>(latency).count();
@@ -60,7 +71,7 @@ std::string RpcStats::prometheusText(std::string_view prefix) const {
     }
     out << p << "_request_duration_seconds_bucket" << labels << "+Inf\"} " << s.calls << "\n"
         << p << "_request_duration_seconds_sum{method=\"" << s.method << "\"} "
-        << s.latency_sum_seconds << "\n"
+        << roundTrip(s.latency_sum_seconds) << "\n"
         << p << "_request_duration_seconds_count{method=\"" << s.method << "\"} " << s.calls
         << "\n";
   }
