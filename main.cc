@@ -289,7 +289,7 @@ int waitForSyncOrStop(const k8s::PodInformer& informer, const sigset_t& signals,
 // The controller. Start-up, in this order: flags, tcpdump, the API server's config, HTTP, the
 // container runtime (unreachable is not fatal: not ready, and captures retry), the first list of
 // this node's Pods, the captures. Then it waits for SIGTERM or SIGINT and stops: Pod watch,
-// every tcpdump (files stay for the next start), Events, HTTP.
+// every tcpdump (its files stay; the next start deletes them), Events, HTTP.
 int runCommand() {
   // Blocked before any thread exists, so that every thread inherits the mask and only this one
   // takes them (sigtimedwait). tcpdump children start with an empty mask (capture/spawn.h).
@@ -392,7 +392,7 @@ int runCommand() {
 
   LOG(INFO) << "received " << ::strsignal(signal) << ": stopping";
   informer.stop();
-  controller.stop();  // tcpdump ends cleanly; the files stay for the next start
+  controller.stop();  // tcpdump ends cleanly; its files stay until the next start deletes them
   if (!events.flush(std::chrono::seconds(5))) {
     LOG(WARNING) << "some Events were not posted before the deadline";
   }
