@@ -178,10 +178,16 @@ HttpClient::HttpClient(const ClusterConfig& config, Options options)
   if (config.insecure_skip_tls_verify) {
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
-  } else if (!config.ca_data.empty()) {
-    setBlob(easy, CURLOPT_CAINFO_BLOB, config.ca_data);
-  } else if (!config.ca_file.empty()) {
-    curl_easy_setopt(easy, CURLOPT_CAINFO, config.ca_file.c_str());
+  } else if (!config.ca_data.empty() || !config.ca_file.empty()) {
+    // The configured CA alone, as client-go: curl's built-in bundle and CA directory
+    // (/etc/ssl/certs on Debian and Ubuntu) would let any public CA vouch for the API server.
+    curl_easy_setopt(easy, CURLOPT_CAPATH, nullptr);
+    if (!config.ca_data.empty()) {
+      curl_easy_setopt(easy, CURLOPT_CAINFO, nullptr);
+      setBlob(easy, CURLOPT_CAINFO_BLOB, config.ca_data);
+    } else {
+      curl_easy_setopt(easy, CURLOPT_CAINFO, config.ca_file.c_str());
+    }
   }
   if (!config.client_cert_data.empty()) {
     setBlob(easy, CURLOPT_SSLCERT_BLOB, config.client_cert_data);

@@ -5,7 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -21,14 +23,16 @@ std::string makeTempDir(const std::string& prefix) {
   return pattern;
 }
 
-absl::Status runProgram(const std::vector<std::string>& argv) {
+absl::StatusOr<int> runForExitStatus(const std::vector<std::string>& argv, bool quiet) {
   std::vector<char*> args;
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  if (quiet) {
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  }
   pid_t pid = 0;
   const int error = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
@@ -38,7 +42,13 @@ absl::Status runProgram(const std::vector<std::string>& argv) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+absl::Status runProgram(const std::vector<std::string>& argv) {
+  auto exit_status = runForExitStatus(argv, /*quiet=*/true);
+  if (!exit_status.ok()) return exit_status.status();
+  if (*exit_status != 0) {
     return absl::InternalError(absl::StrCat("failed: ", absl::StrJoin(argv, " ")));
   }
   return absl::OkStatus();
@@ -88,19 +98,25 @@ absl::StatusOr<TestCertificates> generateTestCertificates(const std::string& dir
   for (const char* ca : {"ca", "other-ca"}) {
     if (auto status = makeCa(dir, ca); !status.ok()) return status;
   }
-  if (auto status = makeLeaf(dir, "ca", "server", "/CN=fake-apiserver",
-                             {"subjectAltName=IP:127.0.0.1,DNS:localhost",
-                              "basicConstraints=critical,CA:FALSE", "extendedKeyUsage=serverAuth"});
-      !status.ok()) {
-    return status;
+  for (const auto& [ca, name] :
+       {std::pair{"ca", "server"}, std::pair{"other-ca", "other-server"}}) {
+    if (auto status =
+            makeLeaf(dir, ca, name, "/CN=fake-apiserver",
+                     {"subjectAltName=IP:127.0.0.1,DNS:localhost",
+                      "basicConstraints=critical,CA:FALSE", "extendedKeyUsage=serverAuth"});
+        !status.ok()) {
+      return status;
+    }
   }
   if (auto status = makeLeaf(dir, "ca", "client", "/O=system:masters/CN=capture-controller",
                              {"basicConstraints=critical,CA:FALSE", "extendedKeyUsage=clientAuth"});
       !status.ok()) {
     return status;
   }
-  return TestCertificates{dir + "/ca.crt",     dir + "/server.crt", dir + "/server.key",
-                          dir + "/client.crt", dir + "/client.key", dir + "/other-ca.crt"};
+  return TestCertificates{dir + "/ca.crt",           dir + "/server.crt",
+                          dir + "/server.key",       dir + "/client.crt",
+                          dir + "/client.key",       dir + "/other-ca.crt",
+                          dir + "/other-server.crt", dir + "/other-server.key"};
 }
 
 }  // namespace fakeapi

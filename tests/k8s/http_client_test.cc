@@ -108,6 +108,29 @@ TEST_F(HttpClientTest, AServerSignedByAnotherCaIsRefusedUnlessInsecure) {
   EXPECT_EQ(HttpClient(config).request("GET", "/api/v1/pods")->status, 200);
 }
 
+// client-go trusts only the configured CA. libcurl, given a CA, would also trust its default CA
+// directory (/etc/ssl/certs on Debian and Ubuntu), where every public CA is.
+TEST_F(HttpClientTest, AConfiguredCaIsTheOnlyOneTrusted) {
+  E2E_REQUIRE_ROOT();
+  fakeapi::FakeApiServerOptions options;
+  options.tls = true;
+  options.cert_file = certs_.other_server_cert;
+  options.key_file = certs_.other_server_key;
+  fakeapi::FakeApiServer server(options);
+  ASSERT_TRUE(server.start().ok());
+  // The probe makes the other CA all that curl trusts by default.
+  const auto probe = [&](std::vector<std::string> how) {
+    std::vector<std::string> argv = {CA_TRUST_PROBE, certs_.other_ca_cert, server.url()};
+    argv.insert(argv.end(), how.begin(), how.end());
+    auto exit_status = fakeapi::runForExitStatus(argv, /*quiet=*/false);
+    return exit_status.ok() ? *exit_status : -1;
+  };
+  // With no CA configured, the defaults apply: the probe's replaced store is what curl reads.
+  ASSERT_EQ(probe({"none"}), 0);
+  EXPECT_EQ(probe({"file", certs_.ca_cert}), 1);
+  EXPECT_EQ(probe({"data", certs_.ca_cert}), 1);
+}
+
 TEST_F(HttpClientTest, A401ReReadsTheTokenFileAndRetries) {
   auto server = startServer("old");
   writeToken("old");
