@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "k8s/backoff.h"
+#include "k8s/thread_step.h"
 
 namespace k8s {
 namespace {
@@ -23,6 +24,12 @@ std::string rfc3339(std::chrono::system_clock::time_point time) {
 }
 
 const char* toString(EventType type) { return type == EventType::kWarning ? "Warning" : "Normal"; }
+
+// A message carries bytes from elsewhere (tcpdump's stderr, an interface name): what is not
+// UTF-8 becomes U+FFFD, where a plain dump() would throw.
+std::string serialize(const nlohmann::json& body) {
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 std::string eventsPath(const std::string& namespace_) {
   return absl::StrCat("/api/v1/namespaces/", namespace_, "/events");
@@ -88,7 +95,7 @@ void EventRecorder::run() {
       queue_.pop_front();
       busy_ = true;
     }
-    record(event);
+    if (!runThreadStep("Event recorder", [&] { record(event); })) failed_++;
     {
       std::lock_guard lock(mutex_);
       busy_ = false;
@@ -111,7 +118,7 @@ void EventRecorder::record(const Pending& event) {
     posted.count++;
     const nlohmann::json patch = {{"count", posted.count}, {"lastTimestamp", now}};
     const Outcome outcome = send("PATCH", absl::StrCat(eventsPath(namespace_), "/", posted.name),
-                                 patch.dump(), "application/strategic-merge-patch+json");
+                                 serialize(patch), "application/strategic-merge-patch+json");
     if (outcome == Outcome::kDone) {
       aggregated_++;
       remember(key, posted);
@@ -146,7 +153,7 @@ void EventRecorder::record(const Pending& event) {
       {"reportingInstance",
        options_.reporting_instance.empty() ? options_.host : options_.reporting_instance},
   };
-  const Outcome outcome = send("POST", eventsPath(namespace_), body.dump(), "application/json");
+  const Outcome outcome = send("POST", eventsPath(namespace_), serialize(body), "application/json");
   if (outcome == Outcome::kDone) {
     created_++;
     remember(key, posted);

@@ -307,9 +307,15 @@ absl::StatusOr<HttpResponse> HttpClient::stream(
 absl::Status apiError(const HttpResponse& response) {
   if (response.status >= 200 && response.status < 300) return absl::OkStatus();
   std::string message;
-  nlohmann::json body = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_object() && body.value("kind", "") == "Status") {
-    message = absl::StrCat(body.value("reason", ""), ": ", body.value("message", ""));
+  const nlohmann::json body =
+      nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  // Whatever answered may not be an API server: a field of another type is no field.
+  const auto text = [&body](const char* key) {
+    const auto it = body.find(key);
+    return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (text("kind") == "Status" && !(text("reason").empty() && text("message").empty())) {
+    message = absl::StrCat(text("reason"), ": ", text("message"));
   } else {
     message = response.body.substr(0, 200);
   }

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "k8s/backoff.h"
+#include "k8s/thread_step.h"
 #include "k8s/watch_stream_parser.h"
 
 namespace k8s {
@@ -78,49 +79,54 @@ void PodInformer::pause(std::chrono::milliseconds delay) {
 }
 
 void PodInformer::runWatcher() {
-  Backoff backoff(options_.initial_backoff, options_.max_backoff);
-  bool need_list = true;
-  bool first_watch = true;
-  std::string resource_version;
+  WatcherState state{Backoff(options_.initial_backoff, options_.max_backoff)};
   while (!cancel_.cancelled()) {
-    if (need_list) {
-      auto listed = listAll();
-      if (!listed.ok()) {
-        if (cancel_.cancelled()) return;
-        const auto delay = backoff.next();
-        LOG(WARNING) << "listing the Pods of node " << options_.node_name
-                     << " failed: " << listed.status() << "; retrying in " << delay.count() << "ms";
-        pause(delay);
-        continue;
-      }
-      VLOG(1) << "listed " << listed->pods.size() << " Pods at resourceVersion "
-              << listed->resource_version;
-      resource_version = std::move(listed->resource_version);
-      lists_++;
-      observe(Observation{Observation::Kind::kReplace, {}, std::move(listed->pods)});
-      need_list = false;
+    if (!runThreadStep("Pod watcher", [&] { listOrWatch(state); })) {
+      // Where it stopped is unknown: start over from a list.
+      state.need_list = true;
+      pause(state.backoff.next());
     }
-    if (!first_watch) watch_reconnects_++;
-    first_watch = false;
-    const uint64_t events_before = events_received_.load();
-    const WatchEnd end = watchFrom(resource_version);
-    if (events_received_.load() > events_before) backoff.reset();
-    switch (end) {
-      case WatchEnd::kStopped:
-        return;
-      case WatchEnd::kTimedOut:
-        // The normal end of every watch: resume from the last version at once.
-        backoff.reset();
-        break;
-      case WatchEnd::kExpired:
-      case WatchEnd::kUntrusted:
-        need_list = true;
-        pause(backoff.next());
-        break;
-      case WatchEnd::kBroken:
-        pause(backoff.next());
-        break;
+  }
+}
+
+void PodInformer::listOrWatch(WatcherState& state) {
+  if (state.need_list) {
+    auto listed = listAll();
+    if (!listed.ok()) {
+      if (cancel_.cancelled()) return;
+      const auto delay = state.backoff.next();
+      LOG(WARNING) << "listing the Pods of node " << options_.node_name
+                   << " failed: " << listed.status() << "; retrying in " << delay.count() << "ms";
+      pause(delay);
+      return;
     }
+    VLOG(1) << "listed " << listed->pods.size() << " Pods at resourceVersion "
+            << listed->resource_version;
+    state.resource_version = std::move(listed->resource_version);
+    lists_++;
+    observe(Observation{Observation::Kind::kReplace, {}, std::move(listed->pods)});
+    state.need_list = false;
+  }
+  if (!state.first_watch) watch_reconnects_++;
+  state.first_watch = false;
+  const uint64_t events_before = events_received_.load();
+  const WatchEnd end = watchFrom(state.resource_version);
+  if (events_received_.load() > events_before) state.backoff.reset();
+  switch (end) {
+    case WatchEnd::kStopped:
+      return;
+    case WatchEnd::kTimedOut:
+      // The normal end of every watch: resume from the last version at once.
+      state.backoff.reset();
+      break;
+    case WatchEnd::kExpired:
+    case WatchEnd::kUntrusted:
+      state.need_list = true;
+      pause(state.backoff.next());
+      break;
+    case WatchEnd::kBroken:
+      pause(state.backoff.next());
+      break;
   }
 }
 
@@ -246,27 +252,31 @@ void PodInformer::runDispatcher() {
       observation = std::move(queue_.front());
       queue_.pop_front();
     }
-    switch (observation.kind) {
-      case Observation::Kind::kUpsert:
-        if (auto change = cache_.upsert(std::move(observation.pod))) deliver(*change);
-        break;
-      case Observation::Kind::kDelete:
-        if (auto change = cache_.remove(observation.pod)) deliver(*change);
-        break;
-      case Observation::Kind::kReplace: {
-        for (const PodChange& change : cache_.replace(std::move(observation.pods))) {
-          deliver(change);
-        }
-        last_sync_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count());
-        if (!synced_.load()) {
-          std::lock_guard lock(sync_mutex_);
-          synced_.store(true);
-          sync_changed_.notify_all();
-        }
-        break;
+    runThreadStep("Pod dispatcher", [&] { apply(std::move(observation)); });
+  }
+}
+
+void PodInformer::apply(Observation observation) {
+  switch (observation.kind) {
+    case Observation::Kind::kUpsert:
+      if (auto change = cache_.upsert(std::move(observation.pod))) deliver(*change);
+      break;
+    case Observation::Kind::kDelete:
+      if (auto change = cache_.remove(observation.pod)) deliver(*change);
+      break;
+    case Observation::Kind::kReplace: {
+      for (const PodChange& change : cache_.replace(std::move(observation.pods))) {
+        deliver(change);
       }
+      last_sync_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count());
+      if (!synced_.load()) {
+        std::lock_guard lock(sync_mutex_);
+        synced_.store(true);
+        sync_changed_.notify_all();
+      }
+      break;
     }
   }
 }

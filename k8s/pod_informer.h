@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "k8s/backoff.h"
 #include "k8s/http_client.h"
 #include "k8s/kube_config.h"
 #include "k8s/pod.h"
@@ -91,8 +92,18 @@ class PodInformer : public PodLister {
     std::string resource_version;
   };
 
+  // What the watcher carries from one list or watch to the next.
+  struct WatcherState {
+    Backoff backoff;
+    bool need_list = true;
+    bool first_watch = true;
+    std::string resource_version;
+  };
+
   void runWatcher();
+  void listOrWatch(WatcherState& state);
   void runDispatcher();
+  void apply(Observation observation);
   absl::StatusOr<ListResult> listAll();
   WatchEnd watchFrom(std::string& resource_version);
   void observe(Observation observation);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <regex>
+#include <set>
 
 #include "tests/fakeapi/fake_api_server.h"
 #include "tests/k8s/recording_handler.h"
@@ -77,6 +78,20 @@ TEST_F(EventRecorderTest, PostsAnEventWithEveryField) {
   EXPECT_EQ(event["reportingInstance"], "lab-node");
   EXPECT_EQ(eventRequests().at(0).content_type, "application/json");
   EXPECT_EQ(recorder.stats().created, 1u);
+}
+
+// Messages carry bytes from elsewhere (tcpdump's stderr, interface names): JSON needs UTF-8.
+TEST_F(EventRecorderTest, InvalidUtf8InAMessageIsPostedAsReplacementCharacters) {
+  EventRecorder recorder(config(), options());
+  recorder.emit(kWeb0, EventType::kWarning, "CaptureFailed", "tcpdump: bad \xc3");
+  recorder.emit(kWeb0, EventType::kWarning, "CaptureFailed", "if \xff\xfe: no such device");
+  ASSERT_TRUE(recorder.flush(10s));
+  std::set<std::string> messages;
+  for (const json& event : server_.events()) messages.insert(event["message"]);
+  EXPECT_EQ(messages,
+            (std::set<std::string>{"tcpdump: bad \uFFFD", "if \uFFFD\uFFFD: no such device"}));
+  EXPECT_EQ(recorder.stats().created, 2u);
+  EXPECT_EQ(recorder.stats().failed, 0u);
 }
 
 TEST_F(EventRecorderTest, RepeatsArePatchedAndOthersCreated) {

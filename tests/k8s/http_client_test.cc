@@ -260,5 +260,20 @@ TEST_F(HttpClientTest, NothingListeningIsUnavailable) {
   EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable);
 }
 
+// Whatever answers may not be an API server, or may be a broken one: an error all the same.
+TEST(ApiErrorTest, AStatusWithFieldsOfOtherTypesIsStillAnError) {
+  const std::string odd_status = R"({"kind":"Status","reason":7,"message":["m"],"code":"x"})";
+  const absl::Status odd = apiError(HttpResponse{500, odd_status});
+  EXPECT_EQ(odd.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(odd.message(), "HTTP 500 " + odd_status);
+  EXPECT_EQ(apiError(HttpResponse{404, R"({"kind":5,"reason":"NotFound"})"}).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(apiError(HttpResponse{403, "[1,2]"}).code(), absl::StatusCode::kPermissionDenied);
+  const absl::Status real = apiError(HttpResponse{410, R"({"kind":"Status","reason":"Expired",)"
+                                                       R"("message":"too old","code":410})"});
+  EXPECT_EQ(real.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(real.message(), "HTTP 410 Expired: too old");
+}
+
 }  // namespace
 }  // namespace k8s

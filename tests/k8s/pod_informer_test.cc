@@ -317,6 +317,28 @@ TEST_F(PodInformerTest, ASlowHandlerDoesNotStallTheStream) {
   informer.stop();
 }
 
+// An exception from the handler must not end the agent (std::terminate) nor its informer.
+TEST_F(PodInformerTest, AThrowingHandlerDoesNotStopTheInformer) {
+  class ThrowingHandler : public k8stest::RecordingHandler {
+   public:
+    void onAdd(const Pod& pod) override {
+      if (pod.name == "bad") throw std::runtime_error("handler bug");
+      RecordingHandler::onAdd(pod);
+    }
+  } throwing;
+  ClusterConfig config;
+  config.server = server_.url();
+  PodInformer informer(config, options(), &throwing);
+  informer.start();
+  ASSERT_TRUE(informer.waitForSync(10s));
+  server_.createPod("rec", "bad", kNode);
+  server_.createPod("rec", "good", kNode);
+  ASSERT_TRUE(throwing.waitForCalls(1));
+  EXPECT_THAT(throwing.calls(), ElementsAre("add rec/good"));
+  EXPECT_EQ(informer.list().size(), 2u);  // the cache has both: only the handler failed
+  informer.stop();
+}
+
 TEST(PodInformerTlsTest, TlsWithCaFileAndARotatedTokenFile) {
   const std::string dir = fakeapi::makeTempDir("informer-tls");
   auto certs = fakeapi::generateTestCertificates(dir);
