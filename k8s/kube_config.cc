@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <tuple>
 
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
@@ -71,14 +72,30 @@ absl::StatusOr<std::string> decodeBase64Field(const YAML::Node& parent, const ch
   return decoded;
 }
 
-void mergeNamedList(const YAML::Node& list, const char* inner_key, const fs::path& base_dir,
-                    std::map<std::string, NamedEntry>& into) {
-  if (!list || !list.IsSequence()) return;
-  for (const YAML::Node& item : list) {
+// A list of named entries (`clusters`, `users`, `contexts`), each holding its inner map
+// (`cluster`, `user`, `context`). Only maps are indexed: yaml-cpp throws on a key of a scalar.
+absl::Status mergeNamedList(const YAML::Node& root, const char* list_key, const char* inner_key,
+                            const fs::path& base_dir, std::map<std::string, NamedEntry>& into) {
+  const YAML::Node list = root[list_key];
+  if (!list || list.IsNull()) return absl::OkStatus();
+  if (!list.IsSequence()) {
+    return absl::InvalidArgumentError(absl::StrCat(list_key, " is not a list"));
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node item = list[i];
+    const std::string where = absl::StrCat(list_key, "[", i, "]");
+    if (!item.IsMap()) return absl::InvalidArgumentError(where + " is not a map");
+    const YAML::Node inner = item[inner_key];
+    if (inner && !inner.IsNull() && !inner.IsMap()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ".", inner_key, " is not a map"));
+    }
     const std::string name = scalar(item, "name");
     if (name.empty() || into.count(name) != 0) continue;  // the first file to define it wins
-    into.emplace(name, NamedEntry{item[inner_key], base_dir});
+    // kubectl reads a missing or empty one as an empty map.
+    into.emplace(name, NamedEntry{inner && inner.IsMap() ? inner : YAML::Node(YAML::NodeType::Map),
+                                  base_dir});
   }
+  return absl::OkStatus();
 }
 
 absl::Status mergeFile(const std::string& path, MergedKubeconfig& merged) {
@@ -94,9 +111,14 @@ absl::Status mergeFile(const std::string& path, MergedKubeconfig& merged) {
     return absl::InvalidArgumentError(absl::StrCat("kubeconfig ", path, ": not a YAML map"));
   }
   const fs::path base_dir = fs::absolute(path).parent_path();
-  mergeNamedList(root["clusters"], "cluster", base_dir, merged.clusters);
-  mergeNamedList(root["users"], "user", base_dir, merged.users);
-  mergeNamedList(root["contexts"], "context", base_dir, merged.contexts);
+  for (const auto& [list_key, inner_key, into] :
+       {std::tuple{"clusters", "cluster", &merged.clusters},
+        std::tuple{"users", "user", &merged.users},
+        std::tuple{"contexts", "context", &merged.contexts}}) {
+    if (auto s = mergeNamedList(root, list_key, inner_key, base_dir, *into); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("kubeconfig ", path, ": ", s.message()));
+    }
+  }
   if (merged.current_context.empty()) merged.current_context = scalar(root, "current-context");
   return absl::OkStatus();
 }
@@ -160,10 +182,8 @@ absl::Status applyUser(const std::string& name, const NamedEntry& entry, Cluster
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::StatusOr<ClusterConfig> loadKubeconfig(const std::vector<std::string>& paths,
-                                             std::string_view context) {
+absl::StatusOr<ClusterConfig> mergeAndApply(const std::vector<std::string>& paths,
+                                            std::string_view context) {
   MergedKubeconfig merged;
   bool any_read = false;
   absl::Status first_error;
@@ -215,6 +235,19 @@ absl::StatusOr<ClusterConfig> loadKubeconfig(const std::vector<std::string>& pat
     }
   }
   return config;
+}
+
+}  // namespace
+
+absl::StatusOr<ClusterConfig> loadKubeconfig(const std::vector<std::string>& paths,
+                                             std::string_view context) {
+  // Shapes are checked before they are indexed; this is the net for any yaml-cpp throw left.
+  try {
+    return mergeAndApply(paths, context);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kubeconfig ", absl::StrJoin(paths, ":"), ": ", e.what()));
+  }
 }
 
 absl::StatusOr<ClusterConfig> loadInClusterConfig(const ConfigSources& sources) {

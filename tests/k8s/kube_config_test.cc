@@ -149,6 +149,44 @@ TEST_F(KubeConfigTest, ErrorsNameWhatIsMissing) {
   EXPECT_THAT(std::string(ghost.status().message()), HasSubstr("user \"ghost\""));
 }
 
+// A hand-edited kubeconfig can have any shape: an error naming the file and the key, never an
+// exception out of the loader (which would end start-up with std::terminate).
+TEST_F(KubeConfigTest, MalformedShapesAreErrorsNamingTheFileAndTheKey) {
+  const std::string user = "    token: t";
+  const std::string contexts = "contexts:\n- name: ctx\n  context:\n    cluster: c\n    user: u\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"current-context: ctx\nclusters:\n- name: c\n  cluster: oops\n" + contexts,
+       "clusters[0].cluster is not a map"},
+      {"current-context: ctx\nclusters:\n- name: c\n  cluster:\n    server: https://h\n"
+       "users:\n- name: u\n  user: oops\n" +
+           contexts,
+       "users[0].user is not a map"},
+      {"current-context: ctx\nclusters: [c]\n" + contexts, "clusters[0] is not a map"},
+      {"current-context: ctx\nclusters: oops\n" + contexts, "clusters is not a list"},
+      {"current-context: ctx\ncontexts:\n- name: ctx\n  context: [c, u]\n",
+       "contexts[0].context is not a map"},
+  };
+  for (const auto& [text, expected] : cases) {
+    const std::string path = write("config", text);
+    auto config = loadKubeconfig({path});
+    ASSERT_FALSE(config.ok()) << text;
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(std::string(config.status().message()), HasSubstr("kubeconfig " + path + ": "))
+        << text;
+    EXPECT_THAT(std::string(config.status().message()), HasSubstr(expected)) << text;
+  }
+  // An entry without its inner map, or with an empty one, is only missing what it would hold.
+  auto bare =
+      loadKubeconfig({write("config", "current-context: ctx\nclusters:\n- name: c\n" + contexts)});
+  EXPECT_THAT(std::string(bare.status().message()), HasSubstr("cluster \"c\" has no server"));
+  auto empty_user = loadKubeconfig({write("config",
+                                          "current-context: ctx\nclusters:\n- name: c\n  cluster:\n"
+                                          "    server: https://h\nusers:\n- name: u\n  user:\n" +
+                                              contexts)});
+  ASSERT_TRUE(empty_user.ok()) << empty_user.status();
+  EXPECT_EQ(empty_user->server, "https://h");
+}
+
 TEST_F(KubeConfigTest, InCluster) {
   write("sa/token", "sa-token");
   write("sa/ca.crt", kCa);
