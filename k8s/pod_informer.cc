@@ -16,6 +16,9 @@ namespace {
 // connection dead: a server that vanished without a FIN sends no end of stream.
 constexpr std::chrono::seconds kWatchTimeoutSlack{30};
 
+// A watch that ends sooner than this without a single event did not end by its timeout.
+constexpr std::chrono::seconds kShortestHealthyWatch{1};
+
 std::chrono::seconds jitteredWatchTimeout(std::chrono::seconds min) {
   static thread_local std::mt19937 random(std::random_device{}());
   std::uniform_real_distribution<double> factor(1.0, 2.0);
@@ -110,8 +113,19 @@ void PodInformer::listOrWatch(WatcherState& state) {
   if (!state.first_watch) watch_reconnects_++;
   state.first_watch = false;
   const uint64_t events_before = events_received_.load();
-  const WatchEnd end = watchFrom(state.resource_version);
-  if (events_received_.load() > events_before) state.backoff.reset();
+  const auto started = std::chrono::steady_clock::now();
+  WatchEnd end = watchFrom(state.resource_version);
+  const auto lasted = std::chrono::steady_clock::now() - started;
+  const bool had_events = events_received_.load() > events_before;
+  if (had_events) state.backoff.reset();
+  if (end == WatchEnd::kTimedOut && !had_events && lasted < kShortestHealthyWatch) {
+    // As client-go's reflector: a server or proxy that ends every watch at once would
+    // otherwise be asked again at once, thousands of times a second.
+    LOG(WARNING) << "Pod watch ended after "
+                 << std::chrono::duration_cast<std::chrono::milliseconds>(lasted).count()
+                 << " ms without any event; retrying with backoff";
+    end = WatchEnd::kBroken;
+  }
   switch (end) {
     case WatchEnd::kStopped:
       return;

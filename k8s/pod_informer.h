@@ -97,7 +97,7 @@ class PodInformer : public PodLister {
     Backoff backoff;
     bool need_list = true;
     bool first_watch = true;
-    std::string resource_version;
+    std::string resource_version = {};
   };
 
   void runWatcher();

@@ -250,6 +250,25 @@ TEST_F(PodInformerTest, BookmarkMovesTheResumeVersion) {
   expectCalls({});
 }
 
+// A server (or a proxy) that ends every watch at once must not be hammered: like client-go, a
+// watch over in under a second with no event is a failure, retried with backoff.
+TEST_F(PodInformerTest, WatchesThatEndAtOnceAreRetriedWithBackoff) {
+  PodInformerOptions o = options();
+  o.min_watch_timeout = 0s;  // the fake ends each watch at once
+  startInformer(o);
+  ASSERT_TRUE(informer_->waitForSync(10s));
+  const auto first_watch = std::chrono::steady_clock::now();
+  ASSERT_TRUE(k8stest::waitUntil([&] { return watchRequests().size() >= 8; }));
+  // Pauses of 5 ms doubling up to 100 ms between them, each at least half of that: over 170 ms
+  // for the 7 between 8 watches (150 ms allows for a first watch begun before first_watch).
+  EXPECT_GE(std::chrono::steady_clock::now() - first_watch, 150ms);
+  // Still a working informer: a change is picked up by one of the short watches.
+  server_.createPod("rec", "web-0", kNode);
+  ASSERT_TRUE(handler_.waitForCalls(1));
+  EXPECT_THAT(handler_.calls(), ElementsAre("add rec/web-0"));
+  EXPECT_EQ(informer_->stats().relists, 0u);
+}
+
 TEST_F(PodInformerTest, StopIsPromptInAnIdleWatch) {
   startSynced();
   const auto before = std::chrono::steady_clock::now();
