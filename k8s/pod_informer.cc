@@ -94,7 +94,11 @@ void PodInformer::runWatcher() {
 
 void PodInformer::listOrWatch(WatcherState& state) {
   if (state.need_list) {
-    auto listed = listAll();
+    // As client-go's reflector: the first list may come from the watch cache (resourceVersion
+    // 0), so that a DaemonSet rolling out does not make every node read every Pod of the
+    // cluster from etcd. A relist follows a 410 or a stream we stopped trusting, where the
+    // cache may be behind what we saw: it is a consistent read (resourceVersion unset).
+    auto listed = listAll(lists_.load() == 0 ? "0" : "");
     if (!listed.ok()) {
       if (cancel_.cancelled()) return;
       const auto delay = state.backoff.next();
@@ -144,12 +148,18 @@ void PodInformer::listOrWatch(WatcherState& state) {
   }
 }
 
-absl::StatusOr<PodInformer::ListResult> PodInformer::listAll() {
+absl::StatusOr<PodInformer::ListResult> PodInformer::listAll(std::string_view resource_version) {
   ListResult result;
   std::string continue_token;
   do {
+    // The watch cache ignores the limit and answers in one page; etcd answers in pages.
     std::string path = absl::StrCat("/api/v1/pods?", selector(), "&limit=", options_.page_size);
-    if (!continue_token.empty()) absl::StrAppend(&path, "&continue=", urlEncode(continue_token));
+    if (!continue_token.empty()) {
+      // The token holds the list's version; a resourceVersion next to it is a 400.
+      absl::StrAppend(&path, "&continue=", urlEncode(continue_token));
+    } else if (!resource_version.empty()) {
+      absl::StrAppend(&path, "&resourceVersion=", std::string(resource_version));
+    }
     auto response = http_.request("GET", path, {}, {}, &cancel_);
     if (!response.ok()) return response.status();
     // A 410 here is an expired continue token: the caller starts the list over.

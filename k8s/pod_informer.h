@@ -104,7 +104,8 @@ class PodInformer : public PodLister {
   void listOrWatch(WatcherState& state);
   void runDispatcher();
   void apply(Observation observation);
-  absl::StatusOr<ListResult> listAll();
+  // "0": from the API server's watch cache, if it has one; empty: a consistent read.
+  absl::StatusOr<ListResult> listAll(std::string_view resource_version);
   WatchEnd watchFrom(std::string& resource_version);
   void observe(Observation observation);
   void deliver(const PodChange& change);

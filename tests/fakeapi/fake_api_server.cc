@@ -347,8 +347,15 @@ void FakeApiServer::handleList(const httplib::Request& request, httplib::Respons
     return replyStatus(request, response, 400, "BadRequest", "invalid limit");
   }
   const std::string continue_token = request.get_param_value("continue");
+  const std::string version = request.get_param_value("resourceVersion");
+  if (!continue_token.empty() && !version.empty() && version != "0") {
+    return replyStatus(request, response, 400, "BadRequest",
+                       "specifying resource version is not allowed when using continue");
+  }
 
   std::unique_lock lock(mutex_);
+  // The watch cache has no pages: it ignores the limit (and a continue goes to etcd).
+  if (watch_cache_ && version == "0" && continue_token.empty()) limit = 0;
   uint64_t list_version = resource_version_;
   std::string start_after;
   const PodMap* source = &pods_;
@@ -742,6 +749,11 @@ void FakeApiServer::setChunkSize(size_t bytes) {
 void FakeApiServer::setWatchExpiry(WatchExpiry expiry) {
   std::lock_guard lock(mutex_);
   watch_expiry_ = expiry;
+}
+
+void FakeApiServer::setWatchCache(bool enabled) {
+  std::lock_guard lock(mutex_);
+  watch_cache_ = enabled;
 }
 
 void FakeApiServer::injectWatchLine(const std::string& line) {

@@ -58,7 +58,9 @@ struct RecordedRequest {
 //  - GET /api/v1/pods: PodList with fieldSelector (spec.nodeName, metadata.name,
 //    metadata.namespace; any other field is a 400 like the real server), limit/continue
 //    pagination over a consistent snapshot, and 410 Expired for a continue token whose
-//    version was compacted. labelSelector is ignored.
+//    version was compacted. resourceVersion=0 is served from the watch cache when it is on
+//    (see setWatchCache); any other resourceVersion is read as unset (the current state); one
+//    with a continue token is a 400 like the real server's. labelSelector is ignored.
 //  - GET /api/v1/pods?watch=true: a chunked HTTP/1.1 stream of newline-terminated events from a
 //    resourceVersion, BOOKMARKs when asked for, the end of the stream at timeoutSeconds, and
 //    410 for a compacted version (see WatchExpiry).
@@ -113,6 +115,10 @@ class FakeApiServer {
   // Bytes per HTTP chunk; 0 (the default): one chunk per event, as the real server writes.
   void setChunkSize(size_t bytes);
   void setWatchExpiry(WatchExpiry expiry);
+  // On by default, as in a v1.28 server (--watch-cache=true): a list with resourceVersion=0 is
+  // the cache's current state, whole, whatever its limit (no continue token). Off, as with
+  // --watch-cache=false: such a list comes from etcd and is paginated like any other.
+  void setWatchCache(bool enabled);
   // Sends `line` and a newline, as is, to every open watch: malformed JSON, foreign kinds.
   void injectWatchLine(const std::string& line);
   int openWatches() const;
@@ -182,6 +188,7 @@ class FakeApiServer {
   std::vector<RecordedRequest> requests_;
   size_t chunk_size_ = 0;
   WatchExpiry watch_expiry_ = WatchExpiry::kErrorEvent;
+  bool watch_cache_ = true;
   uint64_t last_watch_id_ = 0;
   uint64_t drop_up_to_watch_ = 0;  // watches with an id up to this close
   uint64_t cut_up_to_watch_ = 0;   // ... and these cut their next event from cut_from_seq_

@@ -171,6 +171,31 @@ TEST_F(FakeApiServerTest, PaginatedListHasTheRecordedShape) {
   EXPECT_EQ(page2["items"][0]["metadata"]["name"], "web-2");
 }
 
+// A v1.28 server's watch cache serves resourceVersion=0 whole, ignoring the limit; without
+// the cache it comes from etcd in pages. A resourceVersion next to a continue token is a 400.
+TEST_F(FakeApiServerTest, ResourceVersionZeroListIsWholeFromTheWatchCache) {
+  server_.createPod("rec", "web-0", "lab-node");
+  server_.createPod("rec", "web-1", "lab-node");
+  server_.createPod("rec", "web-2", "lab-node");
+  const std::string list = "/api/v1/pods?limit=1&resourceVersion=0";
+  const json cached = json::parse(rawRequest(server_.port(), "GET", list).body);
+  EXPECT_EQ(cached["items"].size(), 3u);
+  EXPECT_FALSE(cached["metadata"].contains("continue"));
+  EXPECT_EQ(cached["metadata"]["resourceVersion"], std::to_string(server_.resourceVersion()));
+
+  server_.setWatchCache(false);
+  const json page1 = json::parse(rawRequest(server_.port(), "GET", list).body);
+  ASSERT_EQ(page1["items"].size(), 1u);
+  const std::string token = page1["metadata"]["continue"];
+  const std::string next = "/api/v1/pods?limit=1&continue=" + token;
+  EXPECT_EQ(json::parse(rawRequest(server_.port(), "GET", next).body)["items"].size(), 1u);
+  EXPECT_EQ(rawRequest(server_.port(), "GET", next + "&resourceVersion=0").status, 200);
+  const RawResponse refused = rawRequest(server_.port(), "GET", next + "&resourceVersion=6797");
+  ASSERT_EQ(refused.status, 400);
+  EXPECT_EQ(json::parse(refused.body)["message"],
+            "specifying resource version is not allowed when using continue");
+}
+
 TEST_F(FakeApiServerTest, UnsupportedFieldSelectorIsABadRequest) {
   const RawResponse response =
       rawRequest(server_.port(), "GET", "/api/v1/pods?fieldSelector=spec.foo%3Dbar");

@@ -68,13 +68,15 @@ class PodInformerTest : public ::testing::Test {
     handler_.clear();
   }
 
-  std::vector<fakeapi::RecordedRequest> watchRequests() {
-    std::vector<fakeapi::RecordedRequest> watches;
+  std::vector<fakeapi::RecordedRequest> podRequests(bool watches) {
+    std::vector<fakeapi::RecordedRequest> found;
     for (auto& request : server_.requests()) {
-      if (request.params.count("watch") != 0) watches.push_back(request);
+      if ((request.params.count("watch") != 0) == watches) found.push_back(request);
     }
-    return watches;
+    return found;
   }
+  std::vector<fakeapi::RecordedRequest> watchRequests() { return podRequests(true); }
+  std::vector<fakeapi::RecordedRequest> listRequests() { return podRequests(false); }
 
   fakeapi::FakeApiServer server_;
   k8stest::RecordingHandler handler_;
@@ -83,7 +85,9 @@ class PodInformerTest : public ::testing::Test {
   int markers_ = 0;
 };
 
-TEST_F(PodInformerTest, FirstListHasOnlyThisNodesPodsOverSeveralPages) {
+// Like client-go's reflector, the first list asks for resourceVersion=0: the watch cache
+// answers it, whole, instead of every node of a rolling DaemonSet reading all Pods from etcd.
+TEST_F(PodInformerTest, FirstListIsOnlyThisNodesPodsFromTheWatchCache) {
   server_.createPod("rec", "web-0", kNode);
   server_.createPod("rec", "web-1", kNode);
   server_.createPod("rec", "web-2", kNode, {{"tcpdump.antrea.io", "2"}});
@@ -93,15 +97,11 @@ TEST_F(PodInformerTest, FirstListHasOnlyThisNodesPodsOverSeveralPages) {
   EXPECT_TRUE(informer_->hasSynced());
   EXPECT_THAT(initial_calls_,
               UnorderedElementsAre("add rec/web-0", "add rec/web-1", "add rec/web-2"));
-  int pages = 0;
-  for (const auto& request : server_.requests()) {
-    if (request.params.count("watch") == 0) {
-      ++pages;
-      EXPECT_EQ(request.params.at("fieldSelector"), "spec.nodeName=lab-node");
-      EXPECT_EQ(request.params.at("limit"), "2");
-    }
-  }
-  EXPECT_EQ(pages, 2);
+  const auto lists = listRequests();
+  ASSERT_EQ(lists.size(), 1u);  // 3 Pods, a limit of 2: the cache ignores the limit
+  EXPECT_EQ(lists[0].params.at("resourceVersion"), "0");
+  EXPECT_EQ(lists[0].params.at("fieldSelector"), "spec.nodeName=lab-node");
+  EXPECT_EQ(lists[0].params.at("limit"), "2");
   const auto watch = watchRequests().at(0);
   EXPECT_EQ(watch.params.at("allowWatchBookmarks"), "true");
   EXPECT_EQ(watch.params.at("resourceVersion"), std::to_string(server_.resourceVersion()));
@@ -115,6 +115,26 @@ TEST_F(PodInformerTest, FirstListHasOnlyThisNodesPodsOverSeveralPages) {
   ASSERT_TRUE(informer_->get(uid));
   EXPECT_EQ(informer_->get(uid)->annotations.at("tcpdump.antrea.io"), "2");
   EXPECT_FALSE(informer_->get("no-such-uid"));
+}
+
+// Without a watch cache, resourceVersion=0 is paginated by etcd: the later pages carry only
+// their continue token (a resourceVersion next to one is a 400).
+TEST_F(PodInformerTest, FirstListWithoutAWatchCacheComesInPages) {
+  server_.setWatchCache(false);
+  server_.createPod("rec", "web-0", kNode);
+  server_.createPod("rec", "web-1", kNode);
+  server_.createPod("rec", "web-2", kNode);
+  server_.createPod("rec", "other-0", "other-node");
+  startSynced();
+  EXPECT_THAT(initial_calls_,
+              UnorderedElementsAre("add rec/web-0", "add rec/web-1", "add rec/web-2"));
+  const auto lists = listRequests();
+  ASSERT_EQ(lists.size(), 2u);
+  EXPECT_EQ(lists[0].params.at("resourceVersion"), "0");
+  EXPECT_EQ(lists[0].params.count("continue"), 0u);
+  EXPECT_EQ(lists[1].params.count("resourceVersion"), 0u);
+  EXPECT_FALSE(lists[1].params.at("continue").empty());
+  for (const auto& list : lists) EXPECT_EQ(list.params.at("limit"), "2");
 }
 
 TEST_F(PodInformerTest, EachChangeOnceAndInOrder) {
@@ -195,6 +215,14 @@ TEST_P(PodInformerExpiryTest, ChangesWhileDownAndCompactedAreRelistedAsDifferenc
   expectCalls({});
   EXPECT_EQ(informer_->stats().relists, 1u);
   EXPECT_EQ(informer_->list().size(), 3u + 1u);  // and the marker
+  // The cache may be behind what the informer saw: a relist is a consistent read, in pages.
+  const auto lists = listRequests();
+  ASSERT_EQ(lists.size(), 1u + 2u);
+  EXPECT_EQ(lists[0].params.at("resourceVersion"), "0");
+  for (size_t i = 1; i < lists.size(); ++i) {
+    EXPECT_EQ(lists[i].params.count("resourceVersion"), 0u) << i;
+  }
+  EXPECT_FALSE(lists[2].params.at("continue").empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(BothForms, PodInformerExpiryTest,
