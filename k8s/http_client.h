@@ -51,7 +51,9 @@ class HttpClient {
   struct Options {
     std::chrono::milliseconds connect_timeout{10'000};
     std::chrono::milliseconds request_timeout{30'000};
-    // TCP keepalive probes find a peer that vanished without a FIN during a long idle watch.
+    // TCP keepalive probes find a peer that vanished without a FIN during a long idle watch:
+    // after idle + net.ipv4.tcp_keepalive_probes (9 by default) x interval, about 120 s, since
+    // libcurl before 8.9 cannot set TCP_KEEPCNT.
     std::chrono::seconds keepalive_idle{30};
     std::chrono::seconds keepalive_interval{10};
     std::string user_agent = "capture-controller/0.1";
