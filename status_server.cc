@@ -122,7 +122,7 @@ std::string prometheusText(const MetricsSnapshot& m) {
        "Pod lists after the first (410 Gone, or a watch stream that could not be trusted).",
        m.informer.relists},
       {"pod_watch_events_total", "counter",
-       "Pod watch events received (ADDED, MODIFIED, DELETED, BOOKMARK).",
+       "Pod watch events received (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR).",
        m.informer.events_received},
       {"events_posted_total", "counter", "Kubernetes Events created.", m.events.created},
       {"events_aggregated_total", "counter",

@@ -38,7 +38,8 @@ struct PodInformerStats {
   uint64_t lists = 0;             // complete lists, the first one included
   uint64_t relists = 0;           // lists after the first: 410 Gone, or a stream we could not trust
   uint64_t watch_reconnects = 0;  // watches opened after the first
-  uint64_t events_received = 0;   // ADDED / MODIFIED / DELETED / BOOKMARK lines
+  // Every parsed line of a watch: ADDED / MODIFIED / DELETED / BOOKMARK, and ERROR too.
+  uint64_t events_received = 0;
   uint64_t changes_delivered = 0;                                  // handler calls
   std::optional<std::chrono::system_clock::time_point> last_sync;  // last complete list
 };
