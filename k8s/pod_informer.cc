@@ -116,18 +116,20 @@ void PodInformer::listOrWatch(WatcherState& state) {
   }
   if (!state.first_watch) watch_reconnects_++;
   state.first_watch = false;
-  const uint64_t events_before = events_received_.load();
+  const std::string version_before = state.resource_version;
   const auto started = std::chrono::steady_clock::now();
   WatchEnd end = watchFrom(state.resource_version);
   const auto lasted = std::chrono::steady_clock::now() - started;
-  const bool had_events = events_received_.load() > events_before;
-  if (had_events) state.backoff.reset();
-  if (end == WatchEnd::kTimedOut && !had_events && lasted < kShortestHealthyWatch) {
+  // Only an event that moved the version is progress: a server that answers each watch with
+  // an ERROR event must meet a growing backoff too.
+  const bool progressed = state.resource_version != version_before;
+  if (progressed) state.backoff.reset();
+  if (end == WatchEnd::kTimedOut && !progressed && lasted < kShortestHealthyWatch) {
     // As client-go's reflector: a server or proxy that ends every watch at once would
     // otherwise be asked again at once, thousands of times a second.
     LOG(WARNING) << "Pod watch ended after "
                  << std::chrono::duration_cast<std::chrono::milliseconds>(lasted).count()
-                 << " ms without any event; retrying with backoff";
+                 << " ms without an event; retrying with backoff";
     end = WatchEnd::kBroken;
   }
   switch (end) {

@@ -158,6 +158,19 @@ std::string eventLine(const std::string& type, const json& object) {
   return json{{"type", type}, {"object", object}}.dump() + "\n";
 }
 
+// A watch answered 200 and then one ERROR event carrying `status`, as the real server does when
+// its watch cache refuses the watch.
+void replyErrorEvent(httplib::Response& response, const json& status) {
+  const std::string line = eventLine("ERROR", status);
+  response.set_header("Cache-Control", "no-cache, private");
+  response.set_chunked_content_provider("application/json",
+                                        [line](size_t, httplib::DataSink& sink) {
+                                          sink.write(line.data(), line.size());
+                                          sink.done();
+                                          return true;
+                                        });
+}
+
 const json& podTemplate() {
   // A Pod as a v1.28 server stores it (managedFields, volumes, conditions...): the fake's
   // Pods weigh what real ones do.
@@ -424,6 +437,14 @@ void FakeApiServer::handleWatch(const httplib::Request& request, httplib::Respon
   watch->bookmarks = request.get_param_value("allowWatchBookmarks") == "true";
   watch->deadline = Clock::now() + std::chrono::seconds(timeout_seconds);
   std::unique_lock lock(mutex_);
+  if (failed_watches_ > 0) {
+    --failed_watches_;
+    const int code = failed_watch_code_;
+    lock.unlock();
+    return replyErrorEvent(response,
+                           apiStatus(code, code == 503 ? "ServiceUnavailable" : "InternalError",
+                                     "injected watch error by the fake API server"));
+  }
   if (from != 0 && from < history_start_) {
     const json expired =
         apiStatus(410, "Expired",
@@ -431,15 +452,7 @@ void FakeApiServer::handleWatch(const httplib::Request& request, httplib::Respon
     const WatchExpiry expiry = watch_expiry_;
     lock.unlock();
     if (expiry == WatchExpiry::kHttpGone) return reply(request, response, 410, expired);
-    const std::string line = eventLine("ERROR", expired);
-    response.set_header("Cache-Control", "no-cache, private");
-    response.set_chunked_content_provider("application/json",
-                                          [line](size_t, httplib::DataSink& sink) {
-                                            sink.write(line.data(), line.size());
-                                            sink.done();
-                                            return true;
-                                          });
-    return;
+    return replyErrorEvent(response, expired);
   }
   watch->id = ++last_watch_id_;
   if (from == 0) {
@@ -780,6 +793,12 @@ void FakeApiServer::failNextRequests(int count, int http_status) {
   std::lock_guard lock(mutex_);
   fail_count_ = count;
   fail_status_ = http_status;
+}
+
+void FakeApiServer::failNextWatches(int count, int code) {
+  std::lock_guard lock(mutex_);
+  failed_watches_ = count;
+  failed_watch_code_ = code;
 }
 
 void FakeApiServer::setStalled(bool stalled) {

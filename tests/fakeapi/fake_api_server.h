@@ -129,6 +129,9 @@ class FakeApiServer {
   // The next `count` requests (after authentication) get `http_status` and an InternalError
   // or ServiceUnavailable Status.
   void failNextRequests(int count, int http_status);
+  // The next `count` watches are answered 200 and one ERROR event with a Status of `code`
+  // (InternalError, or ServiceUnavailable for 503), then end.
+  void failNextWatches(int count, int code);
   // While stalled, requests are accepted and then left without an answer.
   void setStalled(bool stalled);
   int stalledRequests() const;
@@ -196,6 +199,8 @@ class FakeApiServer {
   int open_watches_ = 0;
   int fail_count_ = 0;
   int fail_status_ = 0;
+  int failed_watches_ = 0;
+  int failed_watch_code_ = 0;
   bool stalled_ = false;
   int stalled_requests_ = 0;
 };

@@ -298,6 +298,23 @@ TEST_F(FakeApiServerTest, WatchFromACompactedVersionCanBeAnHttp410) {
   EXPECT_EQ(json::parse(response.body)["reason"], "Expired");
 }
 
+TEST_F(FakeApiServerTest, InjectedWatchErrorIsOneErrorEvent) {
+  server_.failNextWatches(1, 500);
+  const std::string target = absl::StrCat(
+      "/api/v1/pods?watch=true&resourceVersion=", server_.resourceVersion(), "&timeoutSeconds=1");
+  const RawResponse refused = rawRequest(server_.port(), "GET", target);
+  ASSERT_EQ(refused.status, 200);
+  EXPECT_TRUE(refused.final_chunk);
+  const std::vector<json> events = eventsOf(refused.body);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["type"], "ERROR");
+  EXPECT_EQ(events[0]["object"]["code"], 500);
+  EXPECT_EQ(events[0]["object"]["reason"], "InternalError");
+  const RawResponse next = rawRequest(server_.port(), "GET", target);
+  EXPECT_TRUE(next.final_chunk);
+  EXPECT_TRUE(eventsOf(next.body).empty());
+}
+
 TEST_F(FakeApiServerTest, BookmarkHasTheRecordedForm) {
   const uint64_t from = server_.resourceVersion();
   server_.createPod("rec", "web-0", "lab-node");

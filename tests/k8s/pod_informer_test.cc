@@ -297,6 +297,19 @@ TEST_F(PodInformerTest, WatchesThatEndAtOnceAreRetriedWithBackoff) {
   EXPECT_EQ(informer_->stats().relists, 0u);
 }
 
+// An ERROR event is no progress: watches refused that way back off like any broken watch.
+TEST_F(PodInformerTest, WatchesRefusedWithAnErrorEventAreRetriedWithBackoff) {
+  startSynced();
+  server_.failNextWatches(8, 500);
+  const auto first_failed = std::chrono::steady_clock::now();
+  server_.dropWatches();
+  ASSERT_TRUE(k8stest::waitUntil([&] { return watchRequests().size() >= 1 + 8; }));
+  // As above: at least 170 ms of pauses between the 8 refused watches.
+  EXPECT_GE(std::chrono::steady_clock::now() - first_failed, 150ms);
+  expectCalls({});
+  EXPECT_EQ(informer_->stats().relists, 0u);
+}
+
 TEST_F(PodInformerTest, StopIsPromptInAnIdleWatch) {
   startSynced();
   const auto before = std::chrono::steady_clock::now();
