@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "absl/cleanup/cleanup.h"
 #include "tests/fakeapi/fake_api_server.h"
 #include "tests/fakeapi/test_certs.h"
 #include "tests/k8s/recording_handler.h"
@@ -354,6 +355,13 @@ TEST_F(PodInformerTest, ASlowHandlerDoesNotStallTheStream) {
       released_.wait(lock, [&] { return released; });
       RecordingHandler::onAdd(pod);
     }
+    void release() {
+      {
+        std::lock_guard lock(mutex_);
+        released = true;
+      }
+      released_.notify_all();
+    }
     std::mutex mutex_;
     std::condition_variable released_;
     bool released = false;
@@ -361,6 +369,9 @@ TEST_F(PodInformerTest, ASlowHandlerDoesNotStallTheStream) {
   ClusterConfig config;
   config.server = server_.url();
   PodInformer informer(config, options(), &blocking);
+  // Destroyed before the informer, whose stop() joins the dispatcher: a failed ASSERT below
+  // must end the test, not leave it blocked in onAdd forever.
+  const absl::Cleanup release_handler = [&] { blocking.release(); };
   server_.createPod("rec", "web-0", kNode);
   informer.start();
   ASSERT_TRUE(server_.waitForOpenWatches(1, 10s));  // listed, and watching: handler still blocked
@@ -368,11 +379,7 @@ TEST_F(PodInformerTest, ASlowHandlerDoesNotStallTheStream) {
   for (int i = 0; i < 20; ++i) server_.createPod("rec", "more-" + std::to_string(i), kNode);
   ASSERT_TRUE(k8stest::waitUntil([&] { return informer.stats().events_received == before + 20; }));
   EXPECT_TRUE(blocking.calls().empty());
-  {
-    std::lock_guard lock(blocking.mutex_);
-    blocking.released = true;
-  }
-  blocking.released_.notify_all();
+  blocking.release();
   ASSERT_TRUE(blocking.waitForCalls(21));
   informer.stop();
 }
