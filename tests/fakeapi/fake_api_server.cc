@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <random>
@@ -255,6 +256,7 @@ absl::Status FakeApiServer::start(int port) {
   {
     std::lock_guard lock(mutex_);
     stopping_ = false;
+    if (watch_cache_) watch_window_start_ = resource_version_;
   }
   httplib::Server* raw = server.get();
   server_ = std::move(server);
@@ -445,10 +447,10 @@ void FakeApiServer::handleWatch(const httplib::Request& request, httplib::Respon
                            apiStatus(code, code == 503 ? "ServiceUnavailable" : "InternalError",
                                      "injected watch error by the fake API server"));
   }
-  if (from != 0 && from < history_start_) {
-    const json expired =
-        apiStatus(410, "Expired",
-                  absl::StrCat("too old resource version: ", from, " (", history_start_ + 1, ")"));
+  const uint64_t oldest = std::max(history_start_, watch_cache_ ? watch_window_start_ : 0);
+  if (from != 0 && from < oldest) {
+    const json expired = apiStatus(
+        410, "Expired", absl::StrCat("too old resource version: ", from, " (", oldest + 1, ")"));
     const WatchExpiry expiry = watch_expiry_;
     lock.unlock();
     if (expiry == WatchExpiry::kHttpGone) return reply(request, response, 410, expired);

@@ -68,6 +68,7 @@ struct RecordedRequest {
 //    and PATCH .../events/NAME (200, 404 when unknown, 415 for another patch type).
 //  - 401 with the recorded Status when the bearer token is wrong.
 // Like etcd, one global resourceVersion counts every write, and the store survives restart().
+// The watch history does too only without a watch cache (see setWatchCache).
 class FakeApiServer {
  public:
   explicit FakeApiServer(FakeApiServerOptions options = {});
@@ -115,9 +116,14 @@ class FakeApiServer {
   // Bytes per HTTP chunk; 0 (the default): one chunk per event, as the real server writes.
   void setChunkSize(size_t bytes);
   void setWatchExpiry(WatchExpiry expiry);
-  // On by default, as in a v1.28 server (--watch-cache=true): a list with resourceVersion=0 is
-  // the cache's current state, whole, whatever its limit (no continue token). Off, as with
-  // --watch-cache=false: such a list comes from etcd and is paginated like any other.
+  // On by default, as in a v1.28 server (--watch-cache=true):
+  //  - a list with resourceVersion=0 is the cache's current state, whole, whatever its limit
+  //    (no continue token);
+  //  - start() (a restart) fills a fresh cache at the current resourceVersion: a watch from an
+  //    older version gets 410 Expired (see WatchExpiry), so a client that saw anything change
+  //    while the server was down relists; continue tokens, served by etcd, stay valid.
+  // Off, as with --watch-cache=false: such a list comes from etcd and is paginated like any
+  // other, and watches resume across restarts from any version not compacted.
   void setWatchCache(bool enabled);
   // Sends `line` and a newline, as is, to every open watch: malformed JSON, foreign kinds.
   void injectWatchLine(const std::string& line);
@@ -182,7 +188,8 @@ class FakeApiServer {
   bool stopping_ = false;
   std::string token_;
   uint64_t resource_version_ = 6797;  // where the recorded cluster was
-  uint64_t history_start_ = 6797;     // watches from an older version are expired
+  uint64_t history_start_ = 6797;     // compacted: watches and continues from before expire
+  uint64_t watch_window_start_ = 0;   // the watch cache's start: older watches expire
   uint64_t next_seq_ = 1;
   std::deque<LogEntry> log_;
   PodMap pods_;

@@ -420,6 +420,36 @@ TEST_F(FakeApiServerTest, RestartKeepsThePortAndTheStore) {
   EXPECT_EQ(list["items"].size(), 1u);
 }
 
+// A v1.28 server's watch cache starts afresh at a restart: a watch from before it expires once
+// anything changed; without the cache (etcd), it resumes.
+TEST_F(FakeApiServerTest, RestartStartsAFreshWatchWindowWithTheWatchCache) {
+  const uint64_t before = server_.resourceVersion();
+  const auto watchFrom = [&](uint64_t from) {
+    return eventsOf(rawRequest(server_.port(), "GET",
+                               absl::StrCat("/api/v1/pods?watch=true&resourceVersion=", from,
+                                            "&timeoutSeconds=1"))
+                        .body);
+  };
+  ASSERT_TRUE(server_.restart().ok());
+  EXPECT_TRUE(watchFrom(before).empty());  // nothing changed: the window starts right there
+  server_.stop();
+  server_.createPod("rec", "web-0", "lab-node");
+  ASSERT_TRUE(server_.start(server_.port()).ok());
+  const std::vector<json> expired = watchFrom(before);
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0]["type"], "ERROR");
+  EXPECT_EQ(expired[0]["object"]["code"], 410);
+
+  server_.setWatchCache(false);
+  const uint64_t etcd_before = server_.resourceVersion();
+  server_.stop();
+  server_.setAnnotation("rec", "web-0", "a", "1");
+  ASSERT_TRUE(server_.start(server_.port()).ok());
+  const std::vector<json> resumed = watchFrom(etcd_before);
+  ASSERT_EQ(resumed.size(), 1u);
+  EXPECT_EQ(resumed[0]["type"], "MODIFIED");
+}
+
 TEST_F(FakeApiServerTest, InjectedFailuresAnswerAStatus) {
   server_.failNextRequests(1, 503);
   EXPECT_EQ(rawRequest(server_.port(), "GET", "/api/v1/pods").status, 503);

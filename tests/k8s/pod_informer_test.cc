@@ -193,20 +193,30 @@ TEST_F(PodInformerTest, OneByteChunks) {
   expectCalls({"add rec/web-0", "update rec/web-0 +a=1"});
 }
 
-class PodInformerExpiryTest : public PodInformerTest,
-                              public ::testing::WithParamInterface<fakeapi::WatchExpiry> {};
+// How the informer's resourceVersion is lost while the server is down.
+struct VersionLoss {
+  const char* name;
+  bool watch_cache;  // on: the restart alone starts a fresh watch window
+  bool compact;      // etcd compacts the version away
+  fakeapi::WatchExpiry expiry;
+};
 
-TEST_P(PodInformerExpiryTest, ChangesWhileDownAndCompactedAreRelistedAsDifferences) {
+class PodInformerExpiryTest : public PodInformerTest,
+                              public ::testing::WithParamInterface<VersionLoss> {};
+
+TEST_P(PodInformerExpiryTest, ChangesWhileDownAreRelistedAsDifferences) {
+  server_.setWatchCache(GetParam().watch_cache);
   server_.createPod("rec", "stays", kNode);
   server_.createPod("rec", "changes", kNode);
   server_.createPod("rec", "goes", kNode);
   startSynced();
-  server_.setWatchExpiry(GetParam());
+  const size_t first_list_pages = listRequests().size();
+  server_.setWatchExpiry(GetParam().expiry);
   server_.stop();
   server_.deletePod("rec", "goes");
   server_.setAnnotation("rec", "changes", "tcpdump.antrea.io", "1");
   server_.createPod("rec", "comes", kNode);
-  server_.compact();  // the informer's version is gone: it must list again
+  if (GetParam().compact) server_.compact();
   ASSERT_TRUE(server_.start(server_.port()).ok());
   ASSERT_TRUE(handler_.waitForCalls(3));
   EXPECT_THAT(
@@ -218,24 +228,35 @@ TEST_P(PodInformerExpiryTest, ChangesWhileDownAndCompactedAreRelistedAsDifferenc
   EXPECT_EQ(informer_->list().size(), 3u + 1u);  // and the marker
   // The cache may be behind what the informer saw: a relist is a consistent read, in pages.
   const auto lists = listRequests();
-  ASSERT_EQ(lists.size(), 1u + 2u);
   EXPECT_EQ(lists[0].params.at("resourceVersion"), "0");
-  for (size_t i = 1; i < lists.size(); ++i) {
+  ASSERT_EQ(lists.size(), first_list_pages + 2u);
+  for (size_t i = first_list_pages; i < lists.size(); ++i) {
     EXPECT_EQ(lists[i].params.count("resourceVersion"), 0u) << i;
   }
-  EXPECT_FALSE(lists[2].params.at("continue").empty());
+  EXPECT_FALSE(lists.back().params.at("continue").empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(BothForms, PodInformerExpiryTest,
-                         ::testing::Values(fakeapi::WatchExpiry::kErrorEvent,
-                                           fakeapi::WatchExpiry::kHttpGone),
-                         [](const auto& info) {
-                           return info.param == fakeapi::WatchExpiry::kErrorEvent
-                                      ? "ErrorEventInTheStream"
-                                      : "Http410";
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Losses, PodInformerExpiryTest,
+    ::testing::Values(
+        // A v1.28 server fills a fresh watch cache at start: older versions get 410.
+        VersionLoss{"RestartWithAFreshWatchCache", true, false, fakeapi::WatchExpiry::kErrorEvent},
+        VersionLoss{"EtcdCompactionErrorEvent", false, true, fakeapi::WatchExpiry::kErrorEvent},
+        VersionLoss{"EtcdCompactionHttp410", false, true, fakeapi::WatchExpiry::kHttpGone}),
+    [](const auto& info) { return std::string(info.param.name); });
 
-TEST_F(PodInformerTest, RestartWithoutCompactionResumesTheWatch) {
+TEST_F(PodInformerTest, ARestartWithNothingChangedResumesTheWatch) {
+  server_.createPod("rec", "web-0", kNode);
+  startSynced();
+  ASSERT_TRUE(server_.restart().ok());
+  server_.setAnnotation("rec", "web-0", "a", "1");
+  expectCalls({"update rec/web-0 +a=1"});
+  EXPECT_EQ(informer_->stats().relists, 0u);
+}
+
+// Without a watch cache, the watch history is etcd's: it survives a restart.
+TEST_F(PodInformerTest, AnEtcdBackedServerRestartResumesTheWatch) {
+  server_.setWatchCache(false);
   server_.createPod("rec", "web-0", kNode);
   startSynced();
   server_.stop();
