@@ -245,7 +245,8 @@ absl::StatusOr<HttpResponse> HttpClient::perform(Call& call) {
       break;
     }
     // Woken by data, by curl's own timers, or at once by Cancellation::cancel().
-    multi_code = curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+    multi_code =
+        curl_multi_poll(multi, nullptr, 0, static_cast<int>(options_.idle_poll.count()), nullptr);
     if (multi_code != CURLM_OK) break;
   }
   CURLcode result = CURLE_OK;

@@ -56,6 +56,9 @@ class HttpClient {
     // libcurl before 8.9 cannot set TCP_KEEPCNT.
     std::chrono::seconds keepalive_idle{30};
     std::chrono::seconds keepalive_interval{10};
+    // How long a call sleeps in poll() when nothing happens, as a safety net: data, curl's own
+    // timers and Cancellation::cancel() all wake it at once.
+    std::chrono::milliseconds idle_poll{1'000};
     std::string user_agent = "capture-controller/0.1";
     std::chrono::steady_clock::duration token_refresh = std::chrono::minutes(1);
   };

@@ -3,7 +3,11 @@
 #include "k8s/http_client.h"
 
 #include <gtest/gtest.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -12,6 +16,7 @@
 #include "tests/fakeapi/fake_api_server.h"
 #include "tests/fakeapi/test_certs.h"
 #include "tests/support/e2e_guard.h"
+#include "tests/support/wait.h"
 
 namespace k8s {
 namespace {
@@ -201,23 +206,53 @@ TEST_F(HttpClientTest, StreamDeliversBytesAsTheyArrive) {
   EXPECT_NE(received.find("\"ADDED\""), std::string::npos);
 }
 
+// Whether thread `tid` of this process sleeps in poll(2) for at least `at_least`, read from
+// the system call and arguments that /proc shows for a blocked thread ("running" otherwise).
+bool sleepsInPoll(pid_t tid, std::chrono::milliseconds at_least) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
+  std::string number, fds, nfds, timeout;
+  in >> number >> fds >> nfds >> timeout;
+#ifdef SYS_poll
+  if (number != std::to_string(SYS_poll)) return false;
+  return std::strtoull(timeout.c_str(), nullptr, 16) >= static_cast<uint64_t>(at_least.count());
+#else
+  return number == std::to_string(SYS_ppoll);  // its timeout is behind a pointer: any will do
+#endif
+}
+
 TEST_F(HttpClientTest, CancelStopsAnIdleStreamAtOnce) {
   auto server = startServer("");
-  HttpClient client(configFor(*server));
+  // Only the cancel's wake-up can end the idle poll before the stream's own timeout: without
+  // it, the call would end at 10 s with DeadlineExceeded, every time.
+  HttpClient::Options options;
+  options.idle_poll = std::chrono::minutes(1);
+  HttpClient client(configFor(*server), options);
   Cancellation cancel;
+  const pid_t streaming_thread = gettid();
+  std::atomic<bool> got_event{false};
   std::chrono::steady_clock::time_point cancelled_at;
   std::thread canceller([&] {
     server->waitForOpenWatches(1, 10s);
+    server->createPod("rec", "web-0", "lab-node");  // one event, then silence
+    // Cancel only once the client has read all there was and sleeps in a long poll: past
+    // curl's connection timers (happy eyeballs, 200 ms), whose expiry would wake it too.
+    EXPECT_TRUE(testsupport::waitUntil(
+        [&] { return got_event && sleepsInPoll(streaming_thread, std::chrono::seconds(1)); }));
     cancelled_at = std::chrono::steady_clock::now();
     cancel.cancel();
   });
+  std::string received;
   auto response = client.stream(
       "/api/v1/pods?watch=true&resourceVersion=" + std::to_string(server->resourceVersion()),
-      [](std::string_view) { return true; }, 60s, &cancel);
+      [&](std::string_view bytes) {
+        received.append(bytes);
+        if (received.find('\n') != std::string::npos) got_event = true;
+        return true;
+      },
+      10s, &cancel);
   const auto returned_at = std::chrono::steady_clock::now();
   canceller.join();
   EXPECT_EQ(response.status().code(), absl::StatusCode::kCancelled);
-  // curl's own poll would wait up to a second; the wake-up makes it immediate.
   EXPECT_LT(returned_at - cancelled_at, 200ms);
 }
 
