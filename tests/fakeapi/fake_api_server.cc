@@ -245,12 +245,21 @@ absl::Status FakeApiServer::start(int port) {
   server->new_task_queue = [] { return new httplib::ThreadPool(kServerThreads); };
   server->set_keep_alive_max_count(1000);
   server->set_tcp_nodelay(true);  // as Go servers do: no Nagle delay between header and body
+  // SO_REUSEADDR, not httplib's SO_REUSEPORT: a restart rebinds its port past the old
+  // connections in TIME_WAIT, but never next to a listener (another test's fake) that took the
+  // port while this one was stopped, which would split the connections between the two.
+  server->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   installRoutes(*server);
   if (port == 0) {
     port = server->bind_to_any_port("127.0.0.1");
     if (port < 0) return absl::UnavailableError("cannot bind an ephemeral port");
   } else if (!server->bind_to_port("127.0.0.1", port)) {
-    return absl::UnavailableError(absl::StrCat("cannot bind port ", port));
+    return absl::UnavailableError(
+        absl::StrCat("cannot bind 127.0.0.1:", port,
+                     ": another socket took the port while the server was stopped (a lost race)"));
   }
   port_ = port;
   {

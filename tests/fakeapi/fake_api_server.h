@@ -81,7 +81,8 @@ class FakeApiServer {
   // Closes the listening socket and every connection, watches included (mid-stream, like a
   // crashed server).
   void stop();
-  // stop() then start() on the same port.
+  // stop() then start() on the same port. An ephemeral port can be taken by another socket
+  // while the server is stopped: then it is an error that says so, never a shared port.
   absl::Status restart();
   int port() const { return port_; }
   std::string url() const;

@@ -413,7 +413,7 @@ TEST_F(FakeApiServerTest, RestartKeepsThePortAndTheStore) {
   server_.createPod("rec", "web-0", "lab-node");
   const int port = server_.port();
   const uint64_t version = server_.resourceVersion();
-  ASSERT_TRUE(server_.restart().ok());
+  ASSERT_EQ(server_.restart(), absl::OkStatus());
   EXPECT_EQ(server_.port(), port);
   const json list = json::parse(rawRequest(port, "GET", "/api/v1/pods").body);
   EXPECT_EQ(list["metadata"]["resourceVersion"], std::to_string(version));
@@ -430,11 +430,11 @@ TEST_F(FakeApiServerTest, RestartStartsAFreshWatchWindowWithTheWatchCache) {
                                             "&timeoutSeconds=1"))
                         .body);
   };
-  ASSERT_TRUE(server_.restart().ok());
+  ASSERT_EQ(server_.restart(), absl::OkStatus());
   EXPECT_TRUE(watchFrom(before).empty());  // nothing changed: the window starts right there
   server_.stop();
   server_.createPod("rec", "web-0", "lab-node");
-  ASSERT_TRUE(server_.start(server_.port()).ok());
+  ASSERT_EQ(server_.start(server_.port()), absl::OkStatus());
   const std::vector<json> expired = watchFrom(before);
   ASSERT_EQ(expired.size(), 1u);
   EXPECT_EQ(expired[0]["type"], "ERROR");
@@ -444,10 +444,24 @@ TEST_F(FakeApiServerTest, RestartStartsAFreshWatchWindowWithTheWatchCache) {
   const uint64_t etcd_before = server_.resourceVersion();
   server_.stop();
   server_.setAnnotation("rec", "web-0", "a", "1");
-  ASSERT_TRUE(server_.start(server_.port()).ok());
+  ASSERT_EQ(server_.start(server_.port()), absl::OkStatus());
   const std::vector<json> resumed = watchFrom(etcd_before);
   ASSERT_EQ(resumed.size(), 1u);
   EXPECT_EQ(resumed[0]["type"], "MODIFIED");
+}
+
+// Another fake (SO_REUSEADDR) or any other socket that took the port while this one was
+// stopped makes the restart fail and say why: never two servers sharing one port.
+TEST_F(FakeApiServerTest, ARestartOnATakenPortIsAClearError) {
+  const int port = server_.port();
+  server_.stop();
+  FakeApiServer thief;
+  ASSERT_EQ(thief.start(port), absl::OkStatus());
+  const absl::Status lost = server_.start(port);
+  EXPECT_EQ(lost.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(lost.message().find(absl::StrCat("127.0.0.1:", port, ": another socket took the port")),
+            absl::string_view::npos)
+      << lost;
 }
 
 TEST_F(FakeApiServerTest, InjectedFailuresAnswerAStatus) {

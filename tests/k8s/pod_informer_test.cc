@@ -217,7 +217,7 @@ TEST_P(PodInformerExpiryTest, ChangesWhileDownAreRelistedAsDifferences) {
   server_.setAnnotation("rec", "changes", "tcpdump.antrea.io", "1");
   server_.createPod("rec", "comes", kNode);
   if (GetParam().compact) server_.compact();
-  ASSERT_TRUE(server_.start(server_.port()).ok());
+  ASSERT_EQ(server_.start(server_.port()), absl::OkStatus());
   ASSERT_TRUE(handler_.waitForCalls(3));
   EXPECT_THAT(
       handler_.calls(),
@@ -248,7 +248,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST_F(PodInformerTest, ARestartWithNothingChangedResumesTheWatch) {
   server_.createPod("rec", "web-0", kNode);
   startSynced();
-  ASSERT_TRUE(server_.restart().ok());
+  ASSERT_EQ(server_.restart(), absl::OkStatus());
   server_.setAnnotation("rec", "web-0", "a", "1");
   expectCalls({"update rec/web-0 +a=1"});
   EXPECT_EQ(informer_->stats().relists, 0u);
@@ -263,7 +263,7 @@ TEST_F(PodInformerTest, AnEtcdBackedServerRestartResumesTheWatch) {
   server_.setAnnotation("rec", "web-0", "a", "1");
   server_.createPod("rec", "web-1", kNode);
   server_.deletePod("rec", "web-0");
-  ASSERT_TRUE(server_.start(server_.port()).ok());
+  ASSERT_EQ(server_.start(server_.port()), absl::OkStatus());
   expectCalls({"update rec/web-0 +a=1", "add rec/web-1", "delete rec/web-0"});
   EXPECT_EQ(informer_->stats().relists, 0u);
 }
@@ -355,7 +355,7 @@ TEST_F(PodInformerTest, WaitsForAnUnreachableServerAndSyncsWhenItComes) {
   server_.stop();
   startInformer(options());
   EXPECT_FALSE(informer_->waitForSync(100ms));
-  ASSERT_TRUE(server_.start(server_.port()).ok());
+  ASSERT_EQ(server_.start(server_.port()), absl::OkStatus());
   ASSERT_TRUE(informer_->waitForSync(10s));
   EXPECT_THAT(handler_.calls(), ElementsAre("add rec/web-0"));
 }
