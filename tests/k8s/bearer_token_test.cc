@@ -16,12 +16,12 @@ void writeFile(const std::string& path, const std::string& text) {
 class BearerTokenTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fakeapi::makeTempDir("bearer-token");
     ASSERT_FALSE(dir_.empty());
     path_ = dir_ + "/token";
   }
 
-  std::string dir_;
+  const fakeapi::TempDir temp_{"bearer-token"};  // removed after the test
+  const std::string dir_ = temp_.path();
   std::string path_;
   std::chrono::steady_clock::time_point now_ = std::chrono::steady_clock::time_point{};
   BearerToken::Clock clock_ = [this] { return now_; };

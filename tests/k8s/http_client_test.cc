@@ -33,7 +33,6 @@ std::string readFile(const std::string& path) {
 class HttpClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fakeapi::makeTempDir("http-client");
     ASSERT_FALSE(dir_.empty());
     auto certs = fakeapi::generateTestCertificates(dir_);
     E2E_REQUIRE(certs.ok(),
@@ -63,7 +62,8 @@ class HttpClientTest : public ::testing::Test {
 
   void writeToken(const std::string& token) { std::ofstream(dir_ + "/token") << token << "\n"; }
 
-  std::string dir_;
+  const fakeapi::TempDir temp_{"http-client"};  // removed after the test
+  const std::string dir_ = temp_.path();
   fakeapi::TestCertificates certs_;
 };
 

@@ -19,10 +19,7 @@ constexpr char kCa[] = "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE---
 
 class KubeConfigTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fakeapi::makeTempDir("kubeconfig");
-    ASSERT_FALSE(dir_.empty());
-  }
+  void SetUp() override { ASSERT_FALSE(dir_.empty()); }
 
   std::string write(const std::string& name, const std::string& text) {
     const std::string path = dir_ + "/" + name;
@@ -42,7 +39,8 @@ class KubeConfigTest : public ::testing::Test {
     return s;
   }
 
-  std::string dir_;
+  const fakeapi::TempDir temp_{"kubeconfig"};  // removed after the test
+  const std::string dir_ = temp_.path();
   std::map<std::string, std::string> env_;
 };
 

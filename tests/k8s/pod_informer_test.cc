@@ -428,7 +428,8 @@ TEST_F(PodInformerTest, AThrowingHandlerDoesNotStopTheInformer) {
 }
 
 TEST(PodInformerTlsTest, TlsWithCaFileAndARotatedTokenFile) {
-  const std::string dir = fakeapi::makeTempDir("informer-tls");
+  const fakeapi::TempDir temp("informer-tls");
+  const std::string& dir = temp.path();
   auto certs = fakeapi::generateTestCertificates(dir);
   E2E_REQUIRE(certs.ok(), "the openssl CLI makes the test certificates");
   fakeapi::FakeApiServerOptions server_options;
