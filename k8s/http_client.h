@@ -83,8 +83,6 @@ class HttpClient {
                                       const std::function<bool(std::string_view)>& on_data,
                                       std::chrono::milliseconds timeout, Cancellation* cancel);
 
-  const std::string& server() const { return server_; }
-
  private:
   struct Call;
   absl::StatusOr<HttpResponse> perform(Call& call);

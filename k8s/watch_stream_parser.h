@@ -48,7 +48,6 @@ class WatchStreamParser {
   // Bytes of an event whose end has not arrived: when a stream ends with some, it was cut
   // mid-event, and that event must not be applied.
   size_t pendingBytes() const { return pending_.size(); }
-  void reset() { pending_.clear(); }
 
  private:
   bool deliver(std::string_view line, const EventCallback& on_event);

@@ -700,11 +700,6 @@ void FakeApiServer::removeAnnotation(const std::string& namespace_, const std::s
   editPod(namespace_, name, [&](json& pod) { pod["metadata"]["annotations"].erase(key); });
 }
 
-void FakeApiServer::setPhase(const std::string& namespace_, const std::string& name,
-                             const std::string& phase) {
-  editPod(namespace_, name, [&](json& pod) { pod["status"]["phase"] = phase; });
-}
-
 void FakeApiServer::markTerminating(const std::string& namespace_, const std::string& name) {
   editPod(namespace_, name, [&](json& pod) {
     pod["metadata"]["deletionTimestamp"] = nowRfc3339();
@@ -783,11 +778,6 @@ void FakeApiServer::setWatchCache(bool enabled) {
 void FakeApiServer::injectWatchLine(const std::string& line) {
   std::lock_guard lock(mutex_);
   appendLocked(LogEntry::Kind::kRaw, "", nullptr, line + "\n");
-}
-
-int FakeApiServer::openWatches() const {
-  std::lock_guard lock(mutex_);
-  return open_watches_;
 }
 
 bool FakeApiServer::waitForOpenWatches(int count, std::chrono::milliseconds timeout) const {

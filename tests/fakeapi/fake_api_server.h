@@ -98,7 +98,6 @@ class FakeApiServer {
                      const std::string& value);
   void removeAnnotation(const std::string& namespace_, const std::string& name,
                         const std::string& key);
-  void setPhase(const std::string& namespace_, const std::string& name, const std::string& phase);
   void markTerminating(const std::string& namespace_, const std::string& name);
   void deletePod(const std::string& namespace_, const std::string& name);
   std::optional<nlohmann::json> pod(const std::string& namespace_, const std::string& name) const;
@@ -128,7 +127,6 @@ class FakeApiServer {
   void setWatchCache(bool enabled);
   // Sends `line` and a newline, as is, to every open watch: malformed JSON, foreign kinds.
   void injectWatchLine(const std::string& line);
-  int openWatches() const;
   bool waitForOpenWatches(int count, std::chrono::milliseconds timeout) const;
 
   // Faults.
