@@ -137,6 +137,13 @@ absl::Status applyCluster(const std::string& name, const NamedEntry& entry, Clus
   auto ca_data = decodeBase64Field(entry.node, "certificate-authority-data", owner);
   if (!ca_data.ok()) return ca_data.status();
   config.ca_data = std::move(*ca_data);
+  // client-go refuses the pair, and honouring either one would silently drop the other.
+  if (config.insecure_skip_tls_verify && !(config.ca_file.empty() && config.ca_data.empty())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        owner,
+        ": insecure-skip-tls-verify together with a certificate-authority: specifying a root "
+        "certificates file with the insecure flag is not allowed (kubectl refuses it too)"));
+  }
   if (!config.ca_file.empty() && config.ca_data.empty()) {
     if (auto s = requireReadableFile(config.ca_file, owner + " certificate-authority"); !s.ok()) {
       return s;

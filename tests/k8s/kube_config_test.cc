@@ -126,6 +126,16 @@ TEST_F(KubeConfigTest, ErrorsNameWhatIsMissing) {
        "certificate-authority-data of cluster \"c\" is not valid base64"},
       {kubeconfig(cluster + "\n    certificate-authority: /no/ca.crt", user),
        "certificate-authority /no/ca.crt: no such file"},
+      {kubeconfig(cluster +
+                      "\n    insecure-skip-tls-verify: true\n"
+                      "    certificate-authority-data: " +
+                      absl::Base64Escape(kCa),
+                  user),
+       "cluster \"c\": insecure-skip-tls-verify together with a certificate-authority"},
+      {kubeconfig(cluster + "\n    insecure-skip-tls-verify: true\n"
+                            "    certificate-authority: /no/ca.crt",
+                  user),
+       "specifying a root certificates file with the insecure flag is not allowed"},
       {kubeconfig(cluster, "    tokenFile: /no/token"), "tokenFile /no/token: no such file"},
       {kubeconfig(cluster, "    client-certificate-data: Q0VSVA=="),
        "client certificate without a key"},
