@@ -123,6 +123,7 @@ struct HttpClient::Call {
   CURL* easy = nullptr;
   HttpResponse response;
   bool reader_stopped = false;
+  absl::Status reader_error;  // what on_data threw, caught before it could unwind through curl
 
   static size_t onWrite(char* data, size_t size, size_t count, void* self) {
     auto* call = static_cast<Call*>(self);
@@ -137,7 +138,15 @@ struct HttpClient::Call {
       }
       return bytes;
     }
-    if (!(*call->on_data)(std::string_view(data, bytes))) {
+    bool more = false;
+    try {
+      more = (*call->on_data)(std::string_view(data, bytes));
+    } catch (const std::exception& e) {
+      call->reader_error = absl::InternalError(absl::StrCat("stream reader threw: ", e.what()));
+    } catch (...) {
+      call->reader_error = absl::InternalError("stream reader threw");
+    }
+    if (!more) {
       call->reader_stopped = true;
       return 0;  // CURLE_WRITE_ERROR
     }
@@ -265,7 +274,10 @@ absl::StatusOr<HttpResponse> HttpClient::perform(Call& call) {
     return absl::InternalError(absl::StrCat("libcurl: ", curl_multi_strerror(multi_code)));
   }
   if (result != CURLE_OK) {
-    if (call.reader_stopped) return absl::AbortedError("stream stopped by its reader");
+    if (call.reader_stopped) {
+      return call.reader_error.ok() ? absl::AbortedError("stream stopped by its reader")
+                                    : call.reader_error;
+    }
     return transportError(result, handles_->error_buffer);
   }
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &call.response.status);

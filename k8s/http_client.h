@@ -77,7 +77,8 @@ class HttpClient {
                                        Cancellation* cancel = nullptr);
 
   // A GET whose 2xx body goes to `on_data` as it arrives; returning false from it stops the
-  // call (kAborted). `timeout` bounds the whole call: for a watch, slightly above its
+  // call (kAborted), and so does an exception from it (kInternal: it never unwinds through
+  // libcurl's C frames). `timeout` bounds the whole call: for a watch, slightly above its
   // timeoutSeconds, so that a connection that died silently is given up.
   absl::StatusOr<HttpResponse> stream(std::string_view path,
                                       const std::function<bool(std::string_view)>& on_data,

@@ -206,6 +206,24 @@ TEST_F(HttpClientTest, StreamDeliversBytesAsTheyArrive) {
   EXPECT_NE(received.find("\"ADDED\""), std::string::npos);
 }
 
+// An exception must not unwind through libcurl's C frames: it ends the call as an error.
+TEST_F(HttpClientTest, AnExceptionFromTheStreamReaderIsAnError) {
+  auto server = startServer("");
+  HttpClient client(configFor(*server));
+  Cancellation cancel;
+  std::thread writer([&] {
+    server->waitForOpenWatches(1, 10s);
+    server->createPod("rec", "web-0", "lab-node");
+  });
+  auto response = client.stream(
+      "/api/v1/pods?watch=true&resourceVersion=" + std::to_string(server->resourceVersion()),
+      [](std::string_view) -> bool { throw std::runtime_error("reader bug"); }, 30s, &cancel);
+  writer.join();
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(response.status().message(), "stream reader threw: reader bug");
+  EXPECT_EQ(client.request("GET", "/api/v1/pods")->status, 200);  // the client goes on
+}
+
 // Whether thread `tid` of this process sleeps in poll(2) for at least `at_least`, read from
 // the system call and arguments that /proc shows for a blocked thread ("running" otherwise).
 bool sleepsInPoll(pid_t tid, std::chrono::milliseconds at_least) {
