@@ -63,7 +63,7 @@ struct RecordedRequest {
 //    with a continue token is a 400 like the real server's. labelSelector is ignored.
 //  - GET /api/v1/pods?watch=true: a chunked HTTP/1.1 stream of newline-terminated events from a
 //    resourceVersion, BOOKMARKs when asked for, the end of the stream at timeoutSeconds, and
-//    410 for a compacted version (see WatchExpiry).
+//    410 for a compacted version or one older than a restart (see WatchExpiry, setWatchCache).
 //  - POST /api/v1/namespaces/NS/events (201, 409, 422 for a foreign involvedObject.namespace)
 //    and PATCH .../events/NAME (200, 404 when unknown, 415 for another patch type).
 //  - 401 with the recorded Status when the bearer token is wrong.
