@@ -20,7 +20,7 @@ bench: build
 	  echo "== $$b"; $$b; done
 
 format:
-	git ls-files '*.cc' '*.h' '*.proto' | grep -v '^third_party/' | xargs clang-format -i
+	git ls-files '*.cc' '*.h' | grep -v '^third_party/' | xargs clang-format -i
 
 clean:
 	rm -rf $(BUILD)
