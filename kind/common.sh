@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034  # the names are used by the scripts that source this
-# Sourced by kind/up.sh, kind/verify.sh and kind/down.sh: the names they share and small
-# helpers. Names in the first block can be overridden from the environment.
+# Sourced by kind/up.sh, kind/verify.sh, kind/down.sh and kind/install-tools.sh: the names
+# they share and small helpers. Names in the first block can be overridden from the environment.
 # Kept to bash 3.2 (macOS's /bin/bash): no mapfile, no empty arrays under `set -u`.
 
 CLUSTER_NAME=${CLUSTER_NAME:-capture-controller}

@@ -40,11 +40,20 @@ fetch() {
   echo "$want  $file" | sha256sum --check --quiet || die "checksum mismatch for $url"
 }
 
+apt_updated=false
 install_apt() {
   export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  if [[ $apt_updated == false ]]; then
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    apt_updated=true
+  fi
   apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$@"
 }
+
+# kind, kubectl and helm are downloaded with curl: needed unless docker alone is missing.
+if [[ ${missing[*]} != docker ]]; then
+  command -v curl >/dev/null 2>&1 || install_apt curl ca-certificates
+fi
 
 for tool in "${missing[@]}"; do
   echo "== installing $tool"
@@ -60,18 +69,15 @@ for tool in "${missing[@]}"; do
       wait_for 60 "the Docker daemon" docker info
       ;;
     kind)
-      command -v curl >/dev/null 2>&1 || install_apt curl ca-certificates
       fetch "https://github.com/kubernetes-sigs/kind/releases/download/$KIND_VERSION/kind-linux-$arch" \
         "$tmp/kind" sum
       install -m 0755 "$tmp/kind" "$BIN_DIR/kind"
       ;;
     kubectl)
-      command -v curl >/dev/null 2>&1 || install_apt curl ca-certificates
       fetch "https://dl.k8s.io/release/$KUBECTL_VERSION/bin/linux/$arch/kubectl" "$tmp/kubectl" ""
       install -m 0755 "$tmp/kubectl" "$BIN_DIR/kubectl"
       ;;
     helm)
-      command -v curl >/dev/null 2>&1 || install_apt curl ca-certificates
       fetch "https://get.helm.sh/helm-$HELM_VERSION-linux-$arch.tar.gz" "$tmp/helm.tar.gz" sum
       tar -xzf "$tmp/helm.tar.gz" -C "$tmp" "linux-$arch/helm"
       install -m 0755 "$tmp/linux-$arch/helm" "$BIN_DIR/helm"

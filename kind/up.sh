@@ -23,8 +23,7 @@ else
 fi
 
 echo "== Antrea"
-helm repo add antrea https://charts.antrea.io --force-update
-helm repo update antrea
+helm repo add antrea https://charts.antrea.io --force-update # fetches the index too
 if helm --kube-context "$KUBE_CONTEXT" status antrea --namespace kube-system >/dev/null 2>&1; then
   echo "Helm release antrea exists: keeping it"
 else
@@ -43,17 +42,20 @@ docker build --build-arg VERSION="$version" -t "$IMAGE" "$ROOT"
 kind load docker-image "$IMAGE" --name "$CLUSTER_NAME"
 
 echo "== capture-controller"
-redeploy=false
-if kube -n "$CONTROLLER_NAMESPACE" get daemonset "$CONTROLLER_DAEMONSET" >/dev/null 2>&1; then
-  redeploy=true
-fi
+# The DaemonSet's generation, empty when it does not exist yet.
+generation() {
+  kube -n "$CONTROLLER_NAMESPACE" get daemonset "$CONTROLLER_DAEMONSET" \
+    -o jsonpath='{.metadata.generation}' --ignore-not-found
+}
+before=$(generation)
 kube apply -f "$ROOT/deploy/rbac.yaml"
 # The manifest with the image just built (IMAGE may differ from its tag), applied once: a
 # separate `set image` after the apply would roll out the manifest's tag first.
 kube set image --local -f "$ROOT/deploy/daemonset.yaml" "$CONTROLLER_CONTAINER=$IMAGE" -o yaml |
   kube apply -f -
-if [[ $redeploy == true ]]; then
-  # The tag may name a new build now: restart so that every node runs the image just loaded.
+if [[ -n $before && $(generation) == "$before" ]]; then
+  # The apply changed nothing, yet the tag may name a new build now: restart so that every
+  # node runs the image just loaded. A changed DaemonSet rolls out by itself.
   kube -n "$CONTROLLER_NAMESPACE" rollout restart "daemonset/$CONTROLLER_DAEMONSET"
 fi
 kube -n "$CONTROLLER_NAMESPACE" rollout status "daemonset/$CONTROLLER_DAEMONSET" --timeout=5m

@@ -32,8 +32,10 @@ kube -n "$TEST_NAMESPACE" wait --for=condition=Ready "pod/$TEST_POD" --timeout=1
 node=$(kube -n "$TEST_NAMESPACE" get pod "$TEST_POD" -o jsonpath='{.spec.nodeName}')
 pod_uid=$(kube -n "$TEST_NAMESPACE" get pod "$TEST_POD" -o jsonpath='{.metadata.uid}')
 
+# {.items[*]}, not {.items[0]}: kubectl fails on the index of an empty list, before the die.
 controller=$(kube -n "$CONTROLLER_NAMESPACE" get pods -l "$CONTROLLER_SELECTOR" \
-  --field-selector "spec.nodeName=$node" -o jsonpath='{.items[0].metadata.name}')
+  --field-selector "spec.nodeName=$node" -o jsonpath='{.items[*].metadata.name}')
+controller=${controller%% *}
 [[ -n $controller ]] || die "no capture-controller Pod on node $node: run kind/up.sh first"
 kube -n "$CONTROLLER_NAMESPACE" wait --for=condition=Ready "pod/$controller" --timeout=120s
 echo "test Pod on node $node, controller Pod $controller"
