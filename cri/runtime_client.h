@@ -33,7 +33,6 @@ class RuntimeClient {
   explicit RuntimeClient(RuntimeClientOptions options = {});
 
   const std::string& endpoint() const { return endpoint_; }
-  std::chrono::milliseconds timeout() const { return timeout_; }
   const RpcStats& stats() const { return stats_; }
 
   absl::StatusOr<runtime::v1::VersionResponse> version();

@@ -65,10 +65,11 @@ absl::Status resolveError(ResolveFailure failure, std::string_view message) {
 ResolveFailure failureOf(const absl::Status& status) {
   if (status.ok()) return ResolveFailure::kNone;
   if (auto payload = status.GetPayload(kFailureUrl)) {
-    for (auto f : {ResolveFailure::kRuntimeUnavailable, ResolveFailure::kNoSandbox,
-                   ResolveFailure::kNoReadySandbox, ResolveFailure::kHostNetwork,
-                   ResolveFailure::kNetnsClosed, ResolveFailure::kMalformedStatus}) {
-      if (*payload == toString(f)) return f;
+    // Every failure between kNone and kOther, so that a new one cannot be forgotten here.
+    for (int i = static_cast<int>(ResolveFailure::kNone) + 1;
+         i < static_cast<int>(ResolveFailure::kOther); ++i) {
+      const auto failure = static_cast<ResolveFailure>(i);
+      if (*payload == toString(failure)) return failure;
     }
   }
   return ResolveFailure::kOther;

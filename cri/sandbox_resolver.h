@@ -9,12 +9,12 @@
 
 namespace cri {
 
-// Why a pod UID did not resolve to a usable sandbox. Callers branch on it: some are
-// transient (retry later), some are final for this pod (tell the user).
+// Why a pod (by UID, or by namespace/name) did not resolve to a usable sandbox. Callers branch
+// on it: some are transient (retry later), some are final for this pod (tell the user).
 enum class ResolveFailure {
   kNone,                // the status is OK
   kRuntimeUnavailable,  // socket absent, connection refused, or the call's deadline expired
-  kNoSandbox,           // the runtime has no sandbox labelled with this pod UID
+  kNoSandbox,           // the runtime has no sandbox with the labels looked up
   kNoReadySandbox,      // sandboxes exist, none is SANDBOX_READY (pending, or being replaced)
   kHostNetwork,         // the pod shares the node's network namespace: nothing of its own
   kNetnsClosed,         // the sandbox is READY but its network namespace is already gone

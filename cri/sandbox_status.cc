@@ -11,10 +11,6 @@ namespace {
 // crictl's short form of a sandbox ID.
 std::string shortId(const std::string& id) { return id.substr(0, 13); }
 
-const char* stateName(runtime::v1::PodSandboxState state) {
-  return state == runtime::v1::SANDBOX_READY ? "SANDBOX_READY" : "SANDBOX_NOTREADY";
-}
-
 // The parts of containerd's verbose info that we use, or the reason it cannot be used.
 struct VerboseInfo {
   std::string netns_path;  // empty: no network namespace of the pod's own
@@ -69,8 +65,8 @@ absl::StatusOr<const runtime::v1::PodSandbox*> newestReadySandbox(
   std::string found;
   for (const auto& sandbox : list.items()) {
     if (!found.empty()) found += ", ";
-    found += shortId(sandbox.id()) + " (" + stateName(sandbox.state()) + ", attempt " +
-             std::to_string(sandbox.metadata().attempt()) + ")";
+    found += shortId(sandbox.id()) + " (" + runtime::v1::PodSandboxState_Name(sandbox.state()) +
+             ", attempt " + std::to_string(sandbox.metadata().attempt()) + ")";
   }
   return resolveError(ResolveFailure::kNoReadySandbox,
                       "no READY sandbox for " + std::string(pod) + "; found " + found);

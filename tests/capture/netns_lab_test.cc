@@ -30,8 +30,7 @@ std::string procCgroupOf(int64_t pid) {
 class SandboxNetnsInTheLab : public ::testing::Test {
  protected:
   void SetUp() override {
-    E2E_REQUIRE_ROOT();
-    E2E_REQUIRE(lab::LabEnvironment::lab() != nullptr, lab::LabEnvironment::why());
+    E2E_REQUIRE_LAB();
     client_ = std::make_unique<cri::RuntimeClient>(
         cri::RuntimeClientOptions{lab::LabEnvironment::lab()->endpoint(), 2000ms});
     resolver_ = std::make_unique<cri::CriSandboxResolver>(*client_);

@@ -6,9 +6,9 @@ namespace cri {
 namespace {
 
 TEST(ResolveError, EveryFailureRoundTripsWithItsMessage) {
-  for (auto failure : {ResolveFailure::kRuntimeUnavailable, ResolveFailure::kNoSandbox,
-                       ResolveFailure::kNoReadySandbox, ResolveFailure::kHostNetwork,
-                       ResolveFailure::kNetnsClosed, ResolveFailure::kMalformedStatus}) {
+  for (int i = static_cast<int>(ResolveFailure::kNone) + 1;
+       i < static_cast<int>(ResolveFailure::kOther); ++i) {
+    const auto failure = static_cast<ResolveFailure>(i);
     const absl::Status status = resolveError(failure, "what happened");
     EXPECT_FALSE(status.ok()) << toString(failure);
     EXPECT_EQ(failureOf(status), failure) << toString(failure);

@@ -22,16 +22,13 @@
 #include "tests/lab/lab_environment.h"
 #include "tests/support/e2e_guard.h"
 #include "tests/support/proc.h"
+#include "tests/support/wait.h"
 
 namespace cri {
 namespace {
 
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
-
-#define REQUIRE_LAB() \
-  E2E_REQUIRE_ROOT(); \
-  E2E_REQUIRE(lab::LabEnvironment::lab() != nullptr, lab::LabEnvironment::why())
 
 class ResolverE2E : public ::testing::Test {
  protected:
@@ -59,7 +56,7 @@ class ResolverE2E : public ::testing::Test {
 };
 
 TEST_F(ResolverE2E, VersionNamesTheRuntime) {
-  REQUIRE_LAB();
+  E2E_REQUIRE_LAB();
   auto version = client().version();
   ASSERT_TRUE(version.ok()) << version.status();
   EXPECT_EQ(version->runtime_name(), "containerd");
@@ -67,7 +64,7 @@ TEST_F(ResolverE2E, VersionNamesTheRuntime) {
 }
 
 TEST_F(ResolverE2E, ResolvesTheNetworkNamespaceOfTheSandboxPauseProcess) {
-  REQUIRE_LAB();
+  E2E_REQUIRE_LAB();
   lab::PodSpec pod = lab::podNamed("web");
   pod.namespace_ = "shop";
   const lab::Sandbox sandbox = run(pod);
@@ -103,7 +100,7 @@ TEST_F(ResolverE2E, ResolvesTheNetworkNamespaceOfTheSandboxPauseProcess) {
 }
 
 TEST_F(ResolverE2E, TwoSandboxesForOnePodTheNewestReadyWins) {
-  REQUIRE_LAB();
+  E2E_REQUIRE_LAB();
   lab::PodSpec pod = lab::podNamed("replaced");
   pod.uid = lab::ContainerdLab::newPodUid();
   const lab::Sandbox first = run(pod);
@@ -135,7 +132,7 @@ TEST_F(ResolverE2E, TwoSandboxesForOnePodTheNewestReadyWins) {
 }
 
 TEST_F(ResolverE2E, StoppedSandboxIsNoReadySandbox) {
-  REQUIRE_LAB();
+  E2E_REQUIRE_LAB();
   const lab::Sandbox sandbox = run(lab::podNamed("stopped"));
   ASSERT_TRUE(lab().stopPodSandbox(sandbox.id).ok());
   auto info = resolver().resolve(sandbox.pod_uid);
@@ -143,14 +140,14 @@ TEST_F(ResolverE2E, StoppedSandboxIsNoReadySandbox) {
 }
 
 TEST_F(ResolverE2E, UnknownUidIsNoSandbox) {
-  REQUIRE_LAB();
+  E2E_REQUIRE_LAB();
   run(lab::podNamed("someone-else"));
   auto info = resolver().resolve(lab::ContainerdLab::newPodUid());
   EXPECT_EQ(failureOf(info.status()), ResolveFailure::kNoSandbox) << info.status();
 }
 
 TEST_F(ResolverE2E, HostNetworkSandboxIsHostNetwork) {
-  REQUIRE_LAB();
+  E2E_REQUIRE_LAB();
   lab::PodSpec pod = lab::podNamed("node-agent");
   pod.host_network = true;
   const lab::Sandbox sandbox = run(pod);
@@ -160,7 +157,7 @@ TEST_F(ResolverE2E, HostNetworkSandboxIsHostNetwork) {
 }
 
 TEST_F(ResolverE2E, ResolvesByNamespaceAndName) {
-  REQUIRE_LAB();
+  E2E_REQUIRE_LAB();
   lab::PodSpec pod = lab::podNamed("by-name");
   pod.namespace_ = "team-a";
   const lab::Sandbox sandbox = run(pod);
@@ -179,7 +176,7 @@ uint64_t callsOf(const RuntimeClient& client, const std::string& method) {
 }
 
 TEST_F(ResolverE2E, RepeatResolvesOfALiveSandboxOnlyList) {
-  REQUIRE_LAB();
+  E2E_REQUIRE_LAB();
   const lab::Sandbox sandbox = run(lab::podNamed("steady"));
   RuntimeClient counted({lab().endpoint(), milliseconds(2000)});
   CriSandboxResolver resolver(counted);
@@ -205,7 +202,7 @@ TEST_F(ResolverE2E, RepeatResolvesOfALiveSandboxOnlyList) {
 }
 
 TEST_F(ResolverE2E, NetnsRemovedUnderAReadySandboxIsNetnsClosed) {
-  REQUIRE_LAB();
+  E2E_REQUIRE_LAB();
   const lab::Sandbox sandbox = run(lab::podNamed("unmounted"));
   auto info = resolver().resolve(sandbox.pod_uid);  // cached from now on
   ASSERT_TRUE(info.ok()) << info.status();
@@ -231,18 +228,17 @@ bool allThreadsStopped(pid_t pid) {
 // Freezes containerd for the scope, resumes it however the test ends.
 struct Frozen {
   pid_t pid;
-  explicit Frozen(pid_t p) : pid(p) {
-    ::kill(pid, SIGSTOP);
-    const auto deadline = Clock::now() + std::chrono::seconds(5);
-    while (!allThreadsStopped(pid) && Clock::now() < deadline) {
-      std::this_thread::sleep_for(milliseconds(5));
-    }
-  }
+  bool stopped;
+  explicit Frozen(pid_t p)
+      : pid(p),
+        stopped(::kill(pid, SIGSTOP) == 0 &&
+                testsupport::waitUntil([p] { return allThreadsStopped(p); },
+                                       std::chrono::seconds(5), milliseconds(5))) {}
   ~Frozen() { ::kill(pid, SIGCONT); }
 };
 
 TEST_F(ResolverE2E, FrozenContainerdIsRuntimeUnavailableAtTheDeadline) {
-  REQUIRE_LAB();
+  E2E_REQUIRE_LAB();
   const lab::Sandbox sandbox = run(lab::podNamed("frozen"));
   RuntimeClient impatient({lab().endpoint(), milliseconds(500)});
   CriSandboxResolver frozen_resolver(impatient);
@@ -252,7 +248,7 @@ TEST_F(ResolverE2E, FrozenContainerdIsRuntimeUnavailableAtTheDeadline) {
   Clock::duration took;
   {
     Frozen frozen(lab().containerdPid());
-    ASSERT_TRUE(allThreadsStopped(lab().containerdPid())) << "containerd did not stop";
+    ASSERT_TRUE(frozen.stopped) << "containerd did not stop";
     const auto start = Clock::now();
     info = frozen_resolver.resolve(sandbox.pod_uid);
     took = Clock::now() - start;
@@ -267,7 +263,7 @@ TEST_F(ResolverE2E, FrozenContainerdIsRuntimeUnavailableAtTheDeadline) {
 }
 
 TEST_F(ResolverE2E, AbsentSocketIsRuntimeUnavailable) {
-  REQUIRE_LAB();
+  E2E_REQUIRE_LAB();
   RuntimeClient nowhere({lab().dir() + "/no-such.sock", milliseconds(2000)});
   CriSandboxResolver nowhere_resolver(nowhere);
   auto info = nowhere_resolver.resolve(lab::ContainerdLab::newPodUid());
@@ -276,7 +272,7 @@ TEST_F(ResolverE2E, AbsentSocketIsRuntimeUnavailable) {
 }
 
 TEST_F(ResolverE2E, SandboxCommandPrintsWhatTheResolverResolves) {
-  REQUIRE_LAB();
+  E2E_REQUIRE_LAB();
   lab::PodSpec pod = lab::podNamed("cli");
   pod.namespace_ = "ops";
   const lab::Sandbox sandbox = run(pod);

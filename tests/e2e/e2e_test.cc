@@ -46,8 +46,7 @@ struct TestPod {
 class ControllerE2E : public ::testing::Test {
  protected:
   void SetUp() override {
-    E2E_REQUIRE_ROOT();
-    E2E_REQUIRE(lab::LabEnvironment::lab() != nullptr, lab::LabEnvironment::why());
+    E2E_REQUIRE_LAB();
     dir_ = fakeapi::makeTempDir("capture-e2e");
     ASSERT_FALSE(dir_.empty());
     capture_dir_ = dir_ + "/captures";

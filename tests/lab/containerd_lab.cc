@@ -17,13 +17,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "tests/lab/command.h"
 #include "tests/support/proc.h"
+#include "tests/support/wait.h"
 
 extern char** environ;
 
@@ -69,7 +69,8 @@ std::string tail(const std::string& text, size_t n = 2000) {
   return text.size() <= n ? text : "..." + text.substr(text.size() - n);
 }
 
-// Open fd holding an exclusive flock on `path`, or -1 if another open file holds it.
+// Open fd holding an exclusive flock on `path`; if another open file holds it: -1, or with
+// `wait`, the fd once that file lets go.
 int tryLock(const std::string& path, bool wait = false) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return -1;
@@ -90,21 +91,19 @@ bool slotLive(int slot) {
   return false;
 }
 
-// Exists and is not a zombie: PID 1 may reap orphans late, so kill(pid, 0) is not enough.
 std::vector<std::string> cmdlineOf(pid_t pid) {
   const std::string raw = readFile("/proc/" + std::to_string(pid) + "/cmdline");
   return absl::StrSplit(raw, '\0', absl::SkipEmpty());
 }
 
 // Waits until `pid` is gone, reaping it if it is our child.
-bool waitExited(pid_t pid, Clock::duration limit) {
-  const auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    const pid_t r = ::waitpid(pid, nullptr, WNOHANG);
-    if (r == pid || (r < 0 && errno == ECHILD && !testsupport::processLives(pid))) return true;
-    std::this_thread::sleep_for(kPoll);
-  }
-  return false;
+bool waitExited(pid_t pid, milliseconds limit) {
+  return testsupport::waitUntil(
+      [pid] {
+        const pid_t r = ::waitpid(pid, nullptr, WNOHANG);
+        return r == pid || (r < 0 && errno == ECHILD && !testsupport::processLives(pid));
+      },
+      limit, kPoll);
 }
 
 void stopProcess(pid_t pid, const char* what) {
@@ -153,16 +152,13 @@ absl::StatusOr<pid_t> spawnContainerd(const std::string& dir) {
   return pid;
 }
 
-absl::Status waitForSocket(const std::string& dir, pid_t pid, Clock::duration limit) {
-  const auto deadline = Clock::now() + limit;
-  while (!fs::exists(socketOf(dir))) {
-    if (!testsupport::processLives(pid) || Clock::now() > deadline) {
-      return absl::UnavailableError("containerd did not open " + socketOf(dir) + "; its log:\n" +
-                                    tail(readFile(dir + "/containerd.log")));
-    }
-    std::this_thread::sleep_for(kPoll);
-  }
-  return absl::OkStatus();
+absl::Status waitForSocket(const std::string& dir, pid_t pid, milliseconds limit) {
+  // A containerd that died opens nothing: stop waiting at once.
+  testsupport::waitUntil(
+      [&] { return fs::exists(socketOf(dir)) || !testsupport::processLives(pid); }, limit, kPoll);
+  if (fs::exists(socketOf(dir))) return absl::OkStatus();
+  return absl::UnavailableError("containerd did not open " + socketOf(dir) + "; its log:\n" +
+                                tail(readFile(dir + "/containerd.log")));
 }
 
 absl::Status removeAll(cri::RuntimeClient& client) {
@@ -210,9 +206,8 @@ std::vector<fs::path> labCgroups(const std::string& name) {
 // Kills what is left in the lab's cgroups (pause processes of a shim killed above), then
 // removes them, deepest first, retrying while the killed processes exit.
 void removeCgroups(const std::string& name) {
-  const auto deadline = Clock::now() + seconds(5);
-  for (bool empty = false; !empty && Clock::now() < deadline;) {
-    empty = true;
+  const auto removedAll = [&name] {
+    bool empty = true;
     for (const auto& top : labCgroups(name)) {
       std::vector<fs::path> dirs{top};
       std::error_code ec;
@@ -227,9 +222,11 @@ void removeCgroups(const std::string& name) {
         if (::rmdir(d.c_str()) != 0 && errno != ENOENT) empty = false;
       }
     }
-    if (!empty) std::this_thread::sleep_for(kPoll);
+    return empty;
+  };
+  if (!testsupport::waitUntil(removedAll, seconds(5), kPoll)) {
+    LOG(WARNING) << "could not remove cgroups named " << name;
   }
-  if (!labCgroups(name).empty()) LOG(WARNING) << "could not remove cgroups named " << name;
 }
 
 // mountinfo escapes space, tab, newline and backslash as \ooo.
@@ -324,14 +321,18 @@ void reapSlot(int slot) {
   removeSlotLeftovers(slot);
 }
 
-void reapDeadSlots(int except_slot) {
+// Returns the directories of dead labs that reaping could not remove.
+std::vector<std::string> reapDeadSlots(int except_slot) {
+  std::vector<std::string> left;
   for (int slot = 0; slot < kMaxSlots; ++slot) {
     if (slot == except_slot || !fs::exists(slotDir(slot))) continue;
     const int fd = lockSlot(slot);
     if (fd < 0) continue;  // alive
     reapSlot(slot);
+    if (fs::exists(slotDir(slot))) left.push_back(slotDir(slot));
     ::close(fd);
   }
+  return left;
 }
 
 // No route of the host overlaps the subnet (another lab, another test, a real network).
@@ -508,9 +509,8 @@ absl::Status ContainerdLab::startContainerd(const std::string& pause_archive) {
 
   // Ready when the kubelet would start pods: RuntimeReady and NetworkReady (the CNI config is
   // loaded), and the CRI image store has seen the import (else RunPodSandbox tries to pull).
-  const auto deadline = Clock::now() + seconds(30);
   std::string last;
-  while (true) {
+  const auto ready_for_pods = [&] {
     auto status = client_->status();
     int ready = 0;
     if (status.ok()) {
@@ -521,23 +521,21 @@ absl::Status ContainerdLab::startContainerd(const std::string& pause_archive) {
     } else {
       last = status.status().ToString();
     }
-    if (ready == 2) {
-      auto image = client_->imageStatus(sandbox_image);
-      if (image.ok() && image->has_image()) return absl::OkStatus();
-      last = "image " + sandbox_image + " not visible to CRI yet";
-    }
-    if (Clock::now() > deadline) {
-      return absl::DeadlineExceededError("containerd lab not ready after 30s: " + last +
-                                         "\ncontainerd log:\n" +
-                                         tail(readFile(dir_ + "/containerd.log")));
-    }
-    std::this_thread::sleep_for(kPoll);
-  }
+    if (ready != 2) return false;
+    auto image = client_->imageStatus(sandbox_image);
+    if (image.ok() && image->has_image()) return true;
+    last = "image " + sandbox_image + " not visible to CRI yet";
+    return false;
+  };
+  if (testsupport::waitUntil(ready_for_pods, seconds(30), kPoll)) return absl::OkStatus();
+  return absl::DeadlineExceededError("containerd lab not ready after 30s: " + last +
+                                     "\ncontainerd log:\n" +
+                                     tail(readFile(dir_ + "/containerd.log")));
 }
 
 ContainerdLab::~ContainerdLab() {
   if (client_ != nullptr && testsupport::processLives(containerd_pid_)) {
-    if (auto s = removeAllSandboxes(); !s.ok()) LOG(WARNING) << "lab teardown: " << s;
+    if (auto s = removeAll(*client_); !s.ok()) LOG(WARNING) << "lab teardown: " << s;
   }
   client_.reset();
   if (containerd_pid_ != 0) stopProcess(containerd_pid_, "containerd");
@@ -579,8 +577,7 @@ absl::StatusOr<Sandbox> ContainerdLab::runPodSandbox(PodSpec pod) {
   if (status->status().state() != runtime::v1::SANDBOX_READY) {
     return absl::InternalError("RunPodSandbox returned " + *id + " but it is not READY");
   }
-  return Sandbox{
-      *id, pod.uid, pod.name, pod.namespace_, pod.attempt, status->status().network().ip()};
+  return Sandbox{*id, pod.uid, status->status().network().ip()};
 }
 
 absl::Status ContainerdLab::stopPodSandbox(const std::string& id) {
@@ -591,18 +588,17 @@ absl::Status ContainerdLab::removePodSandbox(const std::string& id) {
   return client_->removePodSandbox(id);
 }
 
-absl::Status ContainerdLab::removeAllSandboxes() { return removeAll(*client_); }
-
 std::string ContainerdLab::newPodUid() {
   std::string uid = readFile("/proc/sys/kernel/random/uuid");
   while (!uid.empty() && uid.back() == '\n') uid.pop_back();
   return uid;
 }
 
-void reapDeadLabs() {
-  if (!fs::exists(kLabRoot)) return;
-  reapDeadSlots(-1);
+std::vector<std::string> reapDeadLabs() {
+  if (!fs::exists(kLabRoot)) return {};
+  auto left = reapDeadSlots(-1);
   restoreIpForwardUnlessInUse(-1);
+  return left;
 }
 
 }  // namespace lab

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -47,9 +48,6 @@ inline PodSpec podNamed(std::string name) {
 struct Sandbox {
   std::string id;
   std::string pod_uid;
-  std::string pod_name;
-  std::string pod_namespace;
-  uint32_t attempt = 0;
   std::string ip;  // empty for a host-network sandbox
 };
 
@@ -62,7 +60,6 @@ class ContainerdLab {
   ContainerdLab& operator=(const ContainerdLab&) = delete;
 
   const std::string& dir() const { return dir_; }
-  const std::string& socketPath() const { return socket_; }
   std::string endpoint() const { return "unix://" + socket_; }  // for --cri-endpoint
   const std::string& bridge() const { return bridge_; }
   const std::string& subnet() const { return subnet_; }    // e.g. 10.251.3.0/24
@@ -76,8 +73,6 @@ class ContainerdLab {
   absl::StatusOr<Sandbox> runPodSandbox(PodSpec pod);
   absl::Status stopPodSandbox(const std::string& id);
   absl::Status removePodSandbox(const std::string& id);
-  // Stops and removes every sandbox of this containerd.
-  absl::Status removeAllSandboxes();
 
   static std::string newPodUid();
 
@@ -94,6 +89,7 @@ class ContainerdLab {
 
 // Tears down the leftovers of every lab whose process is gone (a crashed or killed test).
 // start() does this too; ctest also runs it after the end-to-end tests.
-void reapDeadLabs();
+// Returns the directories of dead labs that it could not remove.
+std::vector<std::string> reapDeadLabs();
 
 }  // namespace lab

@@ -1,27 +1,22 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <memory>
 #include <string>
 
 #include "tests/lab/containerd_lab.h"
+#include "tests/support/e2e_guard.h"
 
 namespace lab {
 
 // One containerd lab for a whole test binary: register it in main() with
-// ::testing::AddGlobalTestEnvironment(new lab::LabEnvironment), and begin each test with
-//   E2E_REQUIRE_ROOT();
-//   E2E_REQUIRE(lab::LabEnvironment::lab() != nullptr, lab::LabEnvironment::why());
+// ::testing::AddGlobalTestEnvironment(new lab::LabEnvironment), and begin each test (or SetUp)
+// with E2E_REQUIRE_LAB().
 // Its TearDown runs even when tests fail; a crash is handled by the next lab's start().
 class LabEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
-    if (::geteuid() != 0) {
-      why_ = "the containerd lab needs root";
-      return;
-    }
     auto started = ContainerdLab::start();
     if (started.ok()) {
       lab_ = std::move(*started);
@@ -40,3 +35,8 @@ class LabEnvironment : public ::testing::Environment {
 };
 
 }  // namespace lab
+
+// Skips (or, where end-to-end tests are required, fails) a test when there is no lab.
+#define E2E_REQUIRE_LAB() \
+  E2E_REQUIRE_ROOT();     \
+  E2E_REQUIRE(::lab::LabEnvironment::lab() != nullptr, ::lab::LabEnvironment::why())

@@ -53,6 +53,7 @@ TEST(ContainerdLab, TwoLabsRunSideBySideAndTearDownCleanly) {
   const pid_t containerd = a.containerdPid();
   ASSERT_TRUE(fs::exists(netns));
   ASSERT_TRUE(linkExists(bridge));
+  ASSERT_TRUE(processLives(pause_pid));
 
   first->reset();  // teardown of a only
   EXPECT_FALSE(fs::exists(dir));
@@ -83,6 +84,7 @@ TEST(ContainerdLab, LeftoversOfACrashedLabAreReaped) {
   ASSERT_TRUE(linkExists(bridge));
   ASSERT_TRUE(fs::exists(netns));
   ASSERT_TRUE(processLives(containerd));
+  ASSERT_TRUE(processLives(pause_pid));
 
   reapDeadLabs();
   EXPECT_FALSE(fs::exists(dir));
