@@ -12,7 +12,7 @@
 namespace k8s {
 namespace {
 
-// Above this, the body of an error answer is cut: a Status is a few hundred bytes.
+// Above this, the body of a stream's error answer is cut: a Status is a few hundred bytes.
 constexpr size_t kMaxErrorBody = 64 * 1024;
 
 void initCurlOnce() {
@@ -243,16 +243,12 @@ absl::StatusOr<HttpResponse> HttpClient::perform(Call& call) {
 
   curl_multi_add_handle(multi, easy);
   if (call.cancel != nullptr) call.cancel->attach(multi);
-  bool cancelled = false;
   CURLMcode multi_code = CURLM_OK;
   for (;;) {
     int running = 0;
     multi_code = curl_multi_perform(multi, &running);
     if (multi_code != CURLM_OK || running == 0) break;
-    if (call.cancel != nullptr && call.cancel->cancelled()) {
-      cancelled = true;
-      break;
-    }
+    if (call.cancel != nullptr && call.cancel->cancelled()) break;
     // Woken by data, by curl's own timers, or at once by Cancellation::cancel().
     multi_code =
         curl_multi_poll(multi, nullptr, 0, static_cast<int>(options_.idle_poll.count()), nullptr);
@@ -267,7 +263,7 @@ absl::StatusOr<HttpResponse> HttpClient::perform(Call& call) {
   curl_multi_remove_handle(multi, easy);
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, nullptr);
 
-  if (cancelled || (call.cancel != nullptr && call.cancel->cancelled())) {
+  if (call.cancel != nullptr && call.cancel->cancelled()) {
     return absl::CancelledError("cancelled");
   }
   if (multi_code != CURLM_OK) {

@@ -13,7 +13,7 @@ std::optional<PodChange> PodCache::upsertLocked(Pod pod) {
     return change;
   }
   if (it->second.resource_version == pod.resource_version) return std::nullopt;
-  PodChange change{PodChange::Kind::kUpdate, it->second, pod};
+  PodChange change{PodChange::Kind::kUpdate, std::move(it->second), pod};
   it->second = std::move(pod);
   return change;
 }

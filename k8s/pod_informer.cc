@@ -310,17 +310,20 @@ void PodInformer::apply(Observation observation) {
 void PodInformer::deliver(const PodChange& change) {
   changes_delivered_++;
   if (handler_ == nullptr) return;
-  switch (change.kind) {
-    case PodChange::Kind::kAdd:
-      handler_->onAdd(change.new_pod);
-      break;
-    case PodChange::Kind::kUpdate:
-      handler_->onUpdate(change.old_pod, change.new_pod);
-      break;
-    case PodChange::Kind::kDelete:
-      handler_->onDelete(change.old_pod);
-      break;
-  }
+  // One change that the handler fails on must not cost the rest of a list, nor the sync.
+  runThreadStep("Pod handler", [&] {
+    switch (change.kind) {
+      case PodChange::Kind::kAdd:
+        handler_->onAdd(change.new_pod);
+        break;
+      case PodChange::Kind::kUpdate:
+        handler_->onUpdate(change.old_pod, change.new_pod);
+        break;
+      case PodChange::Kind::kDelete:
+        handler_->onDelete(change.old_pod);
+        break;
+    }
+  });
 }
 
 }  // namespace k8s
