@@ -19,6 +19,7 @@
 #include "cri/sandbox_resolver.h"
 #include "k8s/event_sink.h"
 #include "k8s/pod.h"
+#include "tests/support/files.h"
 #include "tests/support/wait.h"
 
 // Fakes of the capture engine's seams. Each is thread-safe, because the Controller calls them
@@ -241,32 +242,20 @@ class FakeClock : public Clock {
   TimePoint now_ = TimePoint{} + std::chrono::hours(1);
 };
 
-// A fresh directory under $TMPDIR, removed with everything in it.
-class TempDir {
+// A capture directory for a test, removed with everything in it.
+class TempDir : public testsupport::TempDir {
  public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "capture-test-XXXXXX");
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  TempDir() : testsupport::TempDir("capture-test") {}
   void touch(const std::string& name, const std::string& content = "x") const {
     std::ofstream(file(name)) << content;
   }
   std::set<std::string> names() const {
     std::set<std::string> out;
-    for (const auto& entry : std::filesystem::directory_iterator(path_)) {
+    for (const auto& entry : std::filesystem::directory_iterator(path())) {
       out.insert(entry.path().filename().string());
     }
     return out;
   }
-
- private:
-  std::string path_;
 };
 
 using testsupport::waitUntil;

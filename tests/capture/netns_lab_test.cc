@@ -14,6 +14,7 @@
 #include "cri/cri_sandbox_resolver.h"
 #include "tests/lab/lab_environment.h"
 #include "tests/support/e2e_guard.h"
+#include "tests/support/files.h"
 
 namespace capture {
 namespace {
@@ -22,9 +23,7 @@ using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 
 std::string procCgroupOf(int64_t pid) {
-  std::ostringstream content;
-  content << std::ifstream(absl::StrCat("/proc/", pid, "/cgroup")).rdbuf();
-  return content.str();
+  return testsupport::readFile(absl::StrCat("/proc/", pid, "/cgroup"));
 }
 
 class SandboxNetnsInTheLab : public ::testing::Test {

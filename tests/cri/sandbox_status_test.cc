@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cri/sandbox_resolver.h"
+#include "tests/support/files.h"
 
 namespace cri {
 namespace {
@@ -22,10 +23,8 @@ struct Recorded {
 };
 
 Recorded loadRecorded() {
-  std::ifstream in(TESTDATA_DIR "/podsandboxstatus-containerd-1.6.20.json");
-  std::stringstream text;
-  text << in.rdbuf();
-  const auto doc = nlohmann::json::parse(text.str());
+  const auto doc = nlohmann::json::parse(
+      testsupport::readFile(TESTDATA_DIR "/podsandboxstatus-containerd-1.6.20.json"));
   Recorded r;
   const auto parsed = google::protobuf::util::JsonStringToMessage(doc.at("status").dump(),
                                                                   r.response.mutable_status());

@@ -21,6 +21,7 @@
 
 #include "tests/e2e/controller_harness.h"
 #include "tests/fakeapi/test_certs.h"
+#include "tests/support/files.h"
 
 namespace e2e {
 namespace {
@@ -65,7 +66,7 @@ struct Bench {
     auto started = lab::ContainerdLab::start();
     if (!started.ok()) return started.status();
     lab = std::move(*started);
-    dir = fakeapi::makeTempDir("bench-e2e");
+    dir = testsupport::makeTempDir("bench-e2e");
     capture_dir = dir + "/captures";
     std::filesystem::create_directories(capture_dir);
     std::filesystem::create_directories(dir + "/api");

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "tests/fakeapi/test_certs.h"
 #include "tests/lab/icmp.h"
+#include "tests/support/files.h"
 
 namespace e2e {
 
@@ -108,12 +109,7 @@ std::optional<int> ControllerProcess::waitForExit(milliseconds timeout) {
 
 bool ControllerProcess::running() { return !waitForExit(milliseconds(0)).has_value(); }
 
-std::string ControllerProcess::log() const {
-  std::ifstream in(log_path_);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+std::string ControllerProcess::log() const { return testsupport::readFile(log_path_); }
 
 // ---- ApiServer ----
 

@@ -18,6 +18,7 @@
 #include "tests/lab/command.h"
 #include "tests/lab/lab_environment.h"
 #include "tests/support/e2e_guard.h"
+#include "tests/support/files.h"
 
 namespace e2e {
 namespace {
@@ -47,7 +48,7 @@ class ControllerE2E : public ::testing::Test {
  protected:
   void SetUp() override {
     E2E_REQUIRE_LAB();
-    dir_ = fakeapi::makeTempDir("capture-e2e");
+    dir_ = testsupport::makeTempDir("capture-e2e");
     ASSERT_FALSE(dir_.empty());
     capture_dir_ = dir_ + "/captures";
     std::filesystem::create_directory(capture_dir_);

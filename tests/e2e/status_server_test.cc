@@ -19,6 +19,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "cri/rpc_stats.h"
 #include "tests/fakeapi/test_certs.h"
+#include "tests/support/files.h"
 
 namespace status {
 namespace {
@@ -139,7 +140,6 @@ TEST(PrometheusText, ShowsEveryCounterWithItsValue) {
 class CaptureDir : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_FALSE(dir_.empty()); }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
   void write(const std::string& name, size_t bytes) {
     std::ofstream(dir_ + "/" + name) << std::string(bytes, 'x');
   }
@@ -156,7 +156,8 @@ class CaptureDir : public ::testing::Test {
     status.pid = 4321;
     return status;
   }
-  const std::string dir_ = fakeapi::makeTempDir("status-test");
+  const testsupport::TempDir temp_{"status-test"};  // removed however the test ends
+  const std::string& dir_ = temp_.path();
 };
 
 TEST_F(CaptureDir, CapturesJsonListsEachCapturesOwnFilesWithTheirSizes) {
@@ -350,7 +351,8 @@ TEST_F(StatusServerTest, ReadyzAnswersAtOnceWhileTheRuntimeHangs) {
 }
 
 TEST_F(StatusServerTest, ServesMetricsAndCaptures) {
-  const std::string dir = fakeapi::makeTempDir("status-server");
+  const testsupport::TempDir temp("status-server");
+  const std::string& dir = temp.path();
   std::ofstream(dir + "/capture-web.pcap0") << std::string(100, 'x');
   capture::CaptureStatus web;
   web.pod_namespace = "default";
@@ -373,7 +375,6 @@ TEST_F(StatusServerTest, ServesMetricsAndCaptures) {
   EXPECT_EQ(document, capturesJson({web}));
   EXPECT_EQ(document["captures"][0]["filesOnDisk"][0]["bytes"], 100);
   EXPECT_EQ(statusOf("/nothing"), 404);
-  std::filesystem::remove_all(dir);
 }
 
 TEST_F(StatusServerTest, StopsPromptlyAndReleasesThePort) {

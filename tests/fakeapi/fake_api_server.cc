@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "tests/support/files.h"
 
 namespace fakeapi {
 namespace {
@@ -198,15 +199,8 @@ json listItem(const json& pod) {
 
 }  // namespace
 
-std::string testdataPath(const std::string& file) {
-  return std::string(FAKEAPI_TESTDATA_DIR) + "/" + file;
-}
-
 std::string readTestdata(const std::string& file) {
-  std::ifstream in(testdataPath(file), std::ios::binary);
-  std::stringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
+  return testsupport::readFile(std::string(FAKEAPI_TESTDATA_DIR) + "/" + file);
 }
 
 struct FakeApiServer::WatchRequest {
@@ -714,14 +708,6 @@ void FakeApiServer::deletePod(const std::string& namespace_, const std::string& 
   writePodLocked("DELETED", *it->second);
 }
 
-std::optional<nlohmann::json> FakeApiServer::pod(const std::string& namespace_,
-                                                 const std::string& name) const {
-  std::lock_guard lock(mutex_);
-  auto it = pods_.find(podKey(namespace_, name));
-  if (it == pods_.end()) return std::nullopt;
-  return nlohmann::json::parse(it->second->dump());
-}
-
 uint64_t FakeApiServer::resourceVersion() const {
   std::lock_guard lock(mutex_);
   return resource_version_;
@@ -823,7 +809,7 @@ std::vector<RecordedRequest> FakeApiServer::requests() const {
 std::vector<nlohmann::json> FakeApiServer::events() const {
   std::lock_guard lock(mutex_);
   std::vector<nlohmann::json> out;
-  for (const auto& [key, event] : events_) out.push_back(nlohmann::json::parse(event.dump()));
+  for (const auto& [key, event] : events_) out.emplace_back(event);
   return out;
 }
 
@@ -832,7 +818,7 @@ std::optional<nlohmann::json> FakeApiServer::event(const std::string& namespace_
   std::lock_guard lock(mutex_);
   auto it = events_.find(podKey(namespace_, name));
   if (it == events_.end()) return std::nullopt;
-  return nlohmann::json::parse(it->second.dump());
+  return nlohmann::json(it->second);
 }
 
 void FakeApiServer::expireEvent(const std::string& namespace_, const std::string& name) {

@@ -25,7 +25,6 @@ class DataSink;
 namespace fakeapi {
 
 // The recordings of a real kube-apiserver (see testdata/README.md) that the fake is held to.
-std::string testdataPath(const std::string& file);
 std::string readTestdata(const std::string& file);
 
 struct FakeApiServerOptions {
@@ -100,7 +99,6 @@ class FakeApiServer {
                         const std::string& key);
   void markTerminating(const std::string& namespace_, const std::string& name);
   void deletePod(const std::string& namespace_, const std::string& name);
-  std::optional<nlohmann::json> pod(const std::string& namespace_, const std::string& name) const;
   uint64_t resourceVersion() const;
 
   // Watches.

@@ -17,13 +17,6 @@ extern char** environ;
 
 namespace fakeapi {
 
-std::string makeTempDir(const std::string& prefix) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/", prefix, "-XXXXXX");
-  if (mkdtemp(pattern.data()) == nullptr) return "";
-  return pattern;
-}
-
 absl::StatusOr<int> runForExitStatus(const std::vector<std::string>& argv, bool quiet) {
   std::vector<char*> args;
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
@@ -44,11 +37,6 @@ absl::StatusOr<int> runForExitStatus(const std::vector<std::string>& argv, bool 
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
 }
 
 absl::Status runProgram(const std::vector<std::string>& argv) {

@@ -7,24 +7,6 @@
 
 namespace fakeapi {
 
-// A fresh directory under $TMPDIR (or /tmp), unique to this call; empty when it cannot be
-// made. The caller removes it: TempDir does.
-std::string makeTempDir(const std::string& prefix);
-
-// A fresh directory (makeTempDir) removed, with all it holds, when the guard goes.
-class TempDir {
- public:
-  explicit TempDir(const std::string& prefix) : path_(makeTempDir(prefix)) {}
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  const std::string path_;
-};
-
 // Runs a program (no shell) and waits for it; its exit status (128 + signal when killed), or an
 // error when it cannot start. `quiet`: its stdout and stderr go to /dev/null.
 absl::StatusOr<int> runForExitStatus(const std::vector<std::string>& argv, bool quiet);

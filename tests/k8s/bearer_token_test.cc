@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "tests/fakeapi/test_certs.h"
+#include "tests/support/files.h"
 
 namespace k8s {
 namespace {
@@ -20,7 +21,7 @@ class BearerTokenTest : public ::testing::Test {
     path_ = dir_ + "/token";
   }
 
-  const fakeapi::TempDir temp_{"bearer-token"};  // removed after the test
+  const testsupport::TempDir temp_{"bearer-token"};  // removed after the test
   const std::string dir_ = temp_.path();
   std::string path_;
   std::chrono::steady_clock::time_point now_ = std::chrono::steady_clock::time_point{};

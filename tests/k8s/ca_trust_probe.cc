@@ -21,6 +21,7 @@
 
 #include "k8s/http_client.h"
 #include "tests/fakeapi/test_certs.h"
+#include "tests/support/files.h"
 
 namespace {
 
@@ -28,12 +29,7 @@ namespace fs = std::filesystem;
 
 constexpr int kSetupFailed = 2;
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
+using testsupport::readFile;
 
 // Puts `ca_pem` where curl looks when it is told nothing: a tmpfs over its CA directory holding
 // the CA under its OpenSSL hash name and, when the default bundle lives there too, as the bundle.

@@ -16,6 +16,7 @@
 #include "tests/fakeapi/fake_api_server.h"
 #include "tests/fakeapi/test_certs.h"
 #include "tests/support/e2e_guard.h"
+#include "tests/support/files.h"
 #include "tests/support/wait.h"
 
 namespace k8s {
@@ -23,12 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
+using testsupport::readFile;
 
 class HttpClientTest : public ::testing::Test {
  protected:
@@ -62,7 +58,7 @@ class HttpClientTest : public ::testing::Test {
 
   void writeToken(const std::string& token) { std::ofstream(dir_ + "/token") << token << "\n"; }
 
-  const fakeapi::TempDir temp_{"http-client"};  // removed after the test
+  const testsupport::TempDir temp_{"http-client"};  // removed after the test
   const std::string dir_ = temp_.path();
   fakeapi::TestCertificates certs_;
 };

@@ -9,6 +9,7 @@
 
 #include "absl/strings/escaping.h"
 #include "tests/fakeapi/test_certs.h"
+#include "tests/support/files.h"
 
 namespace k8s {
 namespace {
@@ -39,7 +40,7 @@ class KubeConfigTest : public ::testing::Test {
     return s;
   }
 
-  const fakeapi::TempDir temp_{"kubeconfig"};  // removed after the test
+  const testsupport::TempDir temp_{"kubeconfig"};  // removed after the test
   const std::string dir_ = temp_.path();
   std::map<std::string, std::string> env_;
 };

@@ -12,6 +12,7 @@
 #include "tests/fakeapi/test_certs.h"
 #include "tests/k8s/recording_handler.h"
 #include "tests/support/e2e_guard.h"
+#include "tests/support/files.h"
 
 namespace k8s {
 namespace {
@@ -91,7 +92,7 @@ class PodInformerTest : public ::testing::Test {
 TEST_F(PodInformerTest, FirstListIsOnlyThisNodesPodsFromTheWatchCache) {
   server_.createPod("rec", "web-0", kNode);
   server_.createPod("rec", "web-1", kNode);
-  server_.createPod("rec", "web-2", kNode, {{"tcpdump.antrea.io", "2"}});
+  const std::string uid = server_.createPod("rec", "web-2", kNode, {{"tcpdump.antrea.io", "2"}});
   server_.createPod("rec", "other-0", "other-node");
   server_.createPod("rec", "other-1", "other-node");
   startSynced();
@@ -112,7 +113,6 @@ TEST_F(PodInformerTest, FirstListIsOnlyThisNodesPodsFromTheWatchCache) {
 
   auto pod = informer_->list();
   EXPECT_EQ(pod.size(), 3u);
-  const std::string uid = server_.pod("rec", "web-2")->at("metadata").at("uid");
   ASSERT_TRUE(informer_->get(uid));
   EXPECT_EQ(informer_->get(uid)->annotations.at("tcpdump.antrea.io"), "2");
   EXPECT_FALSE(informer_->get("no-such-uid"));
@@ -428,7 +428,7 @@ TEST_F(PodInformerTest, AThrowingHandlerDoesNotStopTheInformer) {
 }
 
 TEST(PodInformerTlsTest, TlsWithCaFileAndARotatedTokenFile) {
-  const fakeapi::TempDir temp("informer-tls");
+  const testsupport::TempDir temp("informer-tls");
   const std::string& dir = temp.path();
   auto certs = fakeapi::generateTestCertificates(dir);
   E2E_REQUIRE(certs.ok(), "the openssl CLI makes the test certificates");

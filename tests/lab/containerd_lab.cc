@@ -22,6 +22,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "tests/lab/command.h"
+#include "tests/support/files.h"
 #include "tests/support/proc.h"
 #include "tests/support/wait.h"
 
@@ -50,12 +51,7 @@ std::string slotSubnet(int slot) { return "10.251." + std::to_string(slot) + ".0
 std::string slotGateway(int slot) { return "10.251." + std::to_string(slot) + ".1"; }
 std::string socketOf(const std::string& dir) { return dir + "/containerd.sock"; }
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using testsupport::readFile;
 
 absl::Status writeFile(const std::string& path, const std::string& content) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

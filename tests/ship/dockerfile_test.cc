@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tests/ship/repo_files.h"
+#include "tests/support/files.h"
 
 namespace ship {
 namespace {
@@ -240,7 +241,9 @@ TEST(Dockerfile, CarriesOciLabels) {
 
 // Each RUN runs under the SHELL the stage sets (bash with pipefail): shellcheck it as such.
 TEST(Dockerfile, RunInstructionsPassShellcheck) {
-  const std::string dir = makeTempDir("dockerfile-run");
+  const testsupport::TempDir temp("dockerfile-run");
+  const std::string& dir = temp.path();
+  ASSERT_FALSE(dir.empty());
   int index = 0;
   for (const Stage& stage : dockerfile()) {
     bool bash_pipefail = false;
@@ -256,7 +259,6 @@ TEST(Dockerfile, RunInstructionsPassShellcheck) {
     }
   }
   EXPECT_GT(index, 0);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(Dockerfile, DockerignoreLeavesHistoryAndBuildsOut) {
@@ -307,7 +309,9 @@ TEST(RuntimePackages, FailsOnALibraryNoPackageShips) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(ldd.output, m, std::regex(R"(=> (/\S*/(libglog\.so\S*)))")))
       << ldd.output;
-  const std::string dir = makeTempDir("unpackaged-libs");
+  const testsupport::TempDir temp("unpackaged-libs");
+  const std::string& dir = temp.path();
+  ASSERT_FALSE(dir.empty());
   std::filesystem::copy_file(m[1].str(), dir + "/" + m[2].str(),
                              std::filesystem::copy_options::overwrite_existing);
 
@@ -318,7 +322,6 @@ TEST(RuntimePackages, FailsOnALibraryNoPackageShips) {
   EXPECT_NE(derived.exit_code, 0) << derived.output;
   EXPECT_TRUE(contains(derived.output, "no package ships " + dir + "/" + m[2].str()))
       << derived.output;
-  std::filesystem::remove_all(dir);
 }
 
 TEST(RuntimePackages, RejectsWhatIsNotAnExecutable) {

@@ -43,14 +43,6 @@ CommandResult runCommand(const std::string& shell_command) {
   return result;
 }
 
-std::string makeTempDir(const std::string& prefix) {
-  std::string pattern = ::testing::TempDir() + "/" + prefix + "-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) {
-    ADD_FAILURE() << "mkdtemp " << pattern << ": " << std::strerror(errno);
-  }
-  return pattern;
-}
-
 std::string shellQuote(const std::string& word) {
   std::string quoted = "'";
   for (char c : word) {

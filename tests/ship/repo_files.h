@@ -19,9 +19,6 @@ struct CommandResult {
 };
 CommandResult runCommand(const std::string& shell_command);
 
-// A new empty directory under the test temp dir, unique to this process.
-std::string makeTempDir(const std::string& prefix);
-
 // Single-quotes `word` for /bin/sh.
 std::string shellQuote(const std::string& word);
 
