@@ -8,7 +8,8 @@ namespace capture {
 // `kubectl annotate pod P tcpdump.antrea.io="N"` asks for a capture of P into N rotating files.
 inline constexpr char kCaptureAnnotation[] = "tcpdump.antrea.io";
 
-// The default upper bound on N. Each file holds about 1 MB (tcpdump -C 1M), so one Pod uses at
+// The default upper bound on N. Each file holds about 1 MB (-C 1M, or -C 1 where tcpdump takes
+// only millions of bytes: see probeTcpdump), so one Pod uses at
 // most ~10 MB of the node's disk, and a node full of Pods (the kubelet's default maxPods is 110)
 // stays near 1.1 GB even if every Pod is captured.
 inline constexpr int kDefaultMaxCaptureFiles = 10;

@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "glog/logging.h"
+#include "k8s/thread_step.h"
 
 namespace capture {
 
@@ -79,16 +80,18 @@ void Controller::run() {
     std::optional<std::string> uid = queue_.get(next_resync);
     if (queue_.shuttingDown()) break;
     if (!uid) continue;
-    try {
+    const bool done = k8s::runThreadStep("capture worker", [&] {
       for (const ProcessExit& exit : takeExits(*uid)) reconciler_.recordExit(exit);
       if (std::optional<Duration> again = reconciler_.reconcile(*uid)) {
         queue_.addAfter(*uid, *again);
       }
-    } catch (const std::exception& e) {
-      LOG(ERROR) << "reconciling Pod " << *uid << ": " << e.what() << "; retrying in 1 s";
+    });
+    if (!done) {
+      LOG(ERROR) << "reconciling Pod " << *uid << " failed; retrying in 1 s";
       queue_.addAfter(*uid, std::chrono::seconds(1));
     }
-    publish();
+    // Once per burst (a resync queues every Pod at once), not once per Pod of it.
+    if (!queue_.hasDue()) publish();
   }
   reconciler_.stopAll();
   publish();

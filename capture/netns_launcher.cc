@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "capture/netns.h"
 #include "glog/logging.h"
+#include "k8s/thread_step.h"
 
 namespace capture {
 namespace {
@@ -50,8 +51,7 @@ NetnsLauncher::~NetnsLauncher() {
   for (auto& [id, process] : processes_) {
     LOG(WARNING) << "killing pid " << process->pid << " (" << process->owner
                  << "): the launcher is going away";
-    sendSignal(process->pidfd.get(), SIGKILL);
-    (void)reapChild(process->pidfd.get(), /*wait=*/true);
+    killAndReap(process->pidfd.get());
   }
 }
 
@@ -86,8 +86,7 @@ absl::StatusOr<LaunchedProcess> NetnsLauncher::start(const LaunchSpec& spec) {
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
       const absl::Status status = absl::ErrnoToStatus(errno, "epoll_ctl(child)");
       ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, process->pidfd.get(), nullptr);
-      sendSignal(process->pidfd.get(), SIGKILL);
-      (void)reapChild(process->pidfd.get(), /*wait=*/true);
+      killAndReap(process->pidfd.get());
       return status;
     }
   }
@@ -139,11 +138,7 @@ void NetnsLauncher::reapLoop() {
         [[maybe_unused]] ssize_t ignored = ::read(wake_.get(), &value, sizeof(value));
         continue;
       }
-      try {
-        onReadable(tag >> 1, (tag & 1) != 0);
-      } catch (const std::exception& e) {
-        LOG(ERROR) << "reaper: " << e.what();
-      }
+      k8s::runThreadStep("reaper", [&] { onReadable(tag >> 1, (tag & 1) != 0); });
     }
   }
 }

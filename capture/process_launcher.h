@@ -43,7 +43,8 @@ class ProcessLauncher {
   using ExitHandler = std::function<void(ProcessExit)>;
   virtual ~ProcessLauncher() = default;
 
-  // Receives every exit that stop() did not cause, on the launcher's own thread: the handler
+  // Receives every exit that stop() did not reap (one by itself, or one that outlived stop()'s
+  // DeadlineExceeded), on the launcher's own thread: the handler
   // must only post the exit somewhere. After setExitHandler returns, the previous handler is
   // no longer running and will not be called again.
   virtual void setExitHandler(ExitHandler handler) = 0;
@@ -51,8 +52,9 @@ class ProcessLauncher {
   virtual absl::StatusOr<LaunchedProcess> start(const LaunchSpec& spec) = 0;
 
   // SIGTERM (tcpdump flushes and closes its file), up to `grace` to exit, then SIGKILL; the
-  // process is reaped before this returns. NotFound when the process had already exited by
-  // itself: that exit went, or goes, to the exit handler.
+  // process is reaped before this returns OK. NotFound when the process had already exited by
+  // itself; DeadlineExceeded when even SIGKILL did not end it in time (uninterruptible sleep).
+  // Either way that exit went, or goes, to the exit handler.
   virtual absl::StatusOr<ProcessExit> stop(ProcessId id, Duration grace) = 0;
 };
 

@@ -14,8 +14,6 @@ std::string displayName(const k8s::ObjectReference& pod) {
   return absl::StrCat(pod.namespace_, "/", pod.name);
 }
 
-std::string orNone(const std::string& s) { return s.empty() ? "(none)" : s; }
-
 }  // namespace
 
 const char* toString(CaptureState state) {
@@ -141,10 +139,10 @@ absl::StatusOr<Reconciler::Records::iterator> Reconciler::createRecord(const k8s
               << pod.uid;
     stopProcess(old);
     deleteFiles(old);
-    if (old.ever_started) {
+    if (old.everStarted()) {
       record.next_start = NextStart::kAnnounceRestart;
       record.restart_reason = absl::StrCat("the Pod was recreated (previous UID ", old.pod.uid,
-                                           ", sandbox ", orNone(old.sandbox_id), ")");
+                                           ", sandbox ", old.sandbox_id, ")");
     }
     records_.erase(predecessor);
   }
@@ -179,12 +177,8 @@ std::optional<Duration> Reconciler::ensureRunning(Record& record, int files) {
     if (auto wait = untilRetry(record)) return wait;
   }
   auto sandbox = resolver_.resolve(record.pod.uid);
-  if (sandbox.ok() && sandbox->state != cri::SandboxState::kReady) {
-    sandbox = cri::resolveError(cri::ResolveFailure::kNoReadySandbox,
-                                absl::StrCat("sandbox ", sandbox->id, " is not ready"));
-  }
   if (!sandbox.ok()) return onResolveFailure(record, sandbox.status());
-  if (record.ever_started && sandbox->id != record.sandbox_id) {
+  if (record.everStarted() && sandbox->id != record.sandbox_id) {
     // The capture moves, whether tcpdump still runs in the old sandbox or already ended with it
     // (stopping a sandbox takes its interface away) before the new one was READY.
     prepareRestart(
@@ -252,7 +246,6 @@ std::optional<Duration> Reconciler::launch(Record& record, const cri::SandboxInf
   record.process = launched->id;
   record.pid = launched->pid;
   record.started_at = clock_.now();
-  record.ever_started = true;
   record.sandbox_id = sandbox.id;
   record.netns_path = launched->netns_path;
   record.state = CaptureState::kRunning;
@@ -328,7 +321,7 @@ void Reconciler::recordExit(const ProcessExit& exit) {
 bool Reconciler::sandboxWentAway(const Record& record) {
   auto sandbox = resolver_.resolve(record.pod.uid);
   if (sandbox.ok()) {
-    return sandbox->id != record.sandbox_id || sandbox->state != cri::SandboxState::kReady;
+    return sandbox->id != record.sandbox_id;
   }
   switch (cri::failureOf(sandbox.status())) {
     case cri::ResolveFailure::kNoSandbox:
@@ -366,7 +359,7 @@ void Reconciler::endCapture(Records::iterator it, const std::string& why) {
   LOG(INFO) << displayName(record.pod) << ": stopping capture: " << why;
   stopProcess(record);
   const std::string deleted = deleteFiles(record);
-  if (record.ever_started) {
+  if (record.everStarted()) {
     ++stats_.stopped;
     emit(record.pod, k8s::EventType::kNormal, kReasonStopped,
          absl::StrCat("Stopped: ", why, "; ", deleted));
@@ -420,18 +413,19 @@ void Reconciler::emit(const k8s::ObjectReference& pod, k8s::EventType type, cons
 absl::Status Reconciler::startFresh() {
   auto removed = files_.removeAllCaptureFiles();
   if (!removed.ok()) return removed.status();
-  std::vector<k8s::Pod> wanted;
+  std::vector<std::pair<k8s::Pod, int>> wanted;  // with its file count
   for (k8s::Pod& pod : pods_.list()) {
-    if (desireOf(pod.uid, pod).wanted) wanted.push_back(std::move(pod));
+    const Desire desire = desireOf(pod.uid, pod);
+    if (desire.wanted) wanted.emplace_back(std::move(pod), desire.files);
   }
-  std::sort(wanted.begin(), wanted.end(), [](const k8s::Pod& a, const k8s::Pod& b) {
-    return std::tie(a.creation_timestamp, a.namespace_, a.name) <
-           std::tie(b.creation_timestamp, b.namespace_, b.name);
+  std::sort(wanted.begin(), wanted.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.first.creation_timestamp, a.first.namespace_, a.first.name) <
+           std::tie(b.first.creation_timestamp, b.first.namespace_, b.first.name);
   });
-  for (const k8s::Pod& pod : wanted) {
+  for (const auto& [pod, files] : wanted) {
     // A Pod left without a usable file name gets no record here; its reconcile() says why.
     auto created = createRecord(pod);
-    if (created.ok()) (*created)->second.files = desireOf(pod.uid, pod).files;
+    if (created.ok()) (*created)->second.files = files;
   }
   LOG(INFO) << "start-up: deleted " << removed->size() << " capture files left in " << files_.dir()
             << (removed->empty() ? "" : ": ") << absl::StrJoin(*removed, ", ") << "; "

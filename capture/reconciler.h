@@ -134,9 +134,8 @@ class Reconciler {
     std::optional<ProcessId> process;
     pid_t pid = 0;
     TimePoint started_at;
-    bool ever_started = false;
     std::string sandbox_id;  // the sandbox the capture is bound to: where tcpdump runs, or
-                             // where its next start goes
+                             // where its next start goes; empty until its first start
     std::string netns_path;
     int failures = 0;  // consecutive, for the backoff
     TimePoint retry_at;
@@ -145,6 +144,9 @@ class Reconciler {
     std::string restart_reason;
     uint64_t restarts = 0;
     std::string last_error;
+
+    // Only a start binds a capture to a sandbox.
+    bool everStarted() const { return !sandbox_id.empty(); }
   };
   struct Desire {
     bool wanted = false;

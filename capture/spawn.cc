@@ -101,6 +101,13 @@ struct ChildFailure {
   ::_exit(127);  // not reached: fail() exits
 }
 
+// Before a pidfd exists, the only handle on the child is its pid.
+void reapPid(pid_t pid) {
+  int wstatus;
+  while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<SpawnedChild> spawnChild(const SpawnSpec& spec) {
@@ -140,9 +147,7 @@ absl::StatusOr<SpawnedChild> spawnChild(const SpawnSpec& spec) {
     n = ::read(status_r.get(), &failure, sizeof(failure));
   } while (n < 0 && errno == EINTR);
   if (n != 0) {
-    int wstatus;
-    while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-    }
+    reapPid(pid);
     if (n != static_cast<ssize_t>(sizeof(failure))) {
       return absl::InternalError("spawn: the child failed before exec and said nothing clear");
     }
@@ -154,9 +159,7 @@ absl::StatusOr<SpawnedChild> spawnChild(const SpawnSpec& spec) {
   if (!pidfd.valid()) {
     const int error = errno;
     ::kill(pid, SIGKILL);
-    int wstatus;
-    while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-    }
+    reapPid(pid);
     return absl::ErrnoToStatus(error, "pidfd_open");
   }
   SpawnedChild child;
@@ -173,6 +176,11 @@ int sendSignal(int pidfd, int signal) {
 std::string ExitStatus::describe() const {
   if (signal != 0) return absl::StrCat("killed by signal ", signal, " (", ::strsignal(signal), ")");
   return absl::StrCat("exited with status ", exit_code);
+}
+
+void killAndReap(int pidfd) {
+  sendSignal(pidfd, SIGKILL);
+  (void)reapChild(pidfd, /*wait=*/true);
 }
 
 absl::StatusOr<ExitStatus> reapChild(int pidfd, bool wait) {
@@ -251,10 +259,6 @@ absl::StatusOr<Completion> runToCompletion(const SpawnSpec& spec,
                                            std::chrono::milliseconds timeout) {
   auto child = spawnChild(spec);
   if (!child.ok()) return child.status();
-  const auto killAndReap = [&child] {
-    sendSignal(child->pidfd.get(), SIGKILL);
-    (void)reapChild(child->pidfd.get(), /*wait=*/true);
-  };
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   LineTail tail;
   bool stderr_open = true;
@@ -263,14 +267,14 @@ absl::StatusOr<Completion> runToCompletion(const SpawnSpec& spec,
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      killAndReap();
+      killAndReap(child->pidfd.get());
       return absl::DeadlineExceededError(
           absl::StrCat(spec.argv[0], " did not finish within ", timeout.count(), " ms; killed it"));
     }
     const int ready = ::poll(fds, stderr_open ? 2 : 1, static_cast<int>(left.count()));
     if (ready < 0 && errno != EINTR) {
       const absl::Status status = absl::ErrnoToStatus(errno, "poll");
-      killAndReap();
+      killAndReap(child->pidfd.get());
       return status;
     }
     if (stderr_open && (fds[1].revents & (POLLIN | POLLHUP))) {

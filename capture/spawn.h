@@ -59,6 +59,9 @@ int sendSignal(int pidfd, int signal);
 // Reaps the exited child behind `pidfd` (waitid P_PIDFD: never another process's child).
 absl::StatusOr<ExitStatus> reapChild(int pidfd, bool wait);
 
+// SIGKILL, then reap: for a child that must be gone now, whatever it was doing.
+void killAndReap(int pidfd);
+
 // The last lines a child wrote, for error reports: bounded in lines and in line length (in
 // the characters kept). Only printable ASCII is kept as it is; any other byte becomes \xNN, so
 // that the text is valid UTF-8 whatever the child wrote.

@@ -48,6 +48,11 @@ bool WorkQueue::shuttingDown() const {
   return shut_down_;
 }
 
+bool WorkQueue::hasDue() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !by_time_.empty() && by_time_.begin()->first <= std::chrono::steady_clock::now();
+}
+
 size_t WorkQueue::size() const {
   std::lock_guard<std::mutex> lock(mu_);
   return due_.size();

@@ -26,6 +26,8 @@ class WorkQueue {
   void shutDown();
   bool shuttingDown() const;
   size_t size() const;
+  // Whether get() would return a key at once.
+  bool hasDue() const;
 
  private:
   mutable std::mutex mu_;

@@ -89,6 +89,11 @@ class FakeResolver : public cri::SandboxResolver {
     if (it == answers_.end()) {
       return cri::resolveError(cri::ResolveFailure::kNoSandbox, "no sandbox for this pod");
     }
+    // The resolver's contract, as CriSandboxResolver keeps it: only a READY sandbox resolves.
+    if (it->second.ok() && it->second->state != cri::SandboxState::kReady) {
+      return cri::resolveError(cri::ResolveFailure::kNoReadySandbox,
+                               "sandbox " + it->second->id + " is not ready");
+    }
     return it->second;
   }
   int calls() const {

@@ -35,8 +35,6 @@ TEST(ProbeTcpdump, MatchesWhatTheInstalledTcpdumpAccepts) {
   const bool takes_units = testing::run({kDefaultTcpdumpPath, "-C", "1M", "--version"});
   EXPECT_EQ(command->file_size, takes_units ? "1M" : "1");
   // Debian 12 (4.99.3) and Ubuntu 24.04 (4.99.4) both want the plain number.
-  auto version = runToCompletion(SpawnSpec{{kDefaultTcpdumpPath, "--version"}, {}}, 10s);
-  ASSERT_TRUE(version.ok());
   if (testing::run({"/bin/sh", "-c", "/usr/bin/tcpdump --version | grep -q 'version 4.99.[34]'"})) {
     EXPECT_EQ(command->file_size, "1");
   }
@@ -97,7 +95,10 @@ class NetnsLauncherTest : public ::testing::Test {
   }
   ProcessExit nextExit() {
     auto future = exits_.get_future();
-    EXPECT_EQ(future.wait_for(20s), std::future_status::ready);
+    if (future.wait_for(20s) != std::future_status::ready) {
+      ADD_FAILURE() << "no exit reported within 20 s";  // rather than block in get()
+      return {};
+    }
     return future.get();
   }
 

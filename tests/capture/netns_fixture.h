@@ -73,10 +73,7 @@ class ProcessInCgroup {
     ok_ = inLeaf();
   }
   ~ProcessInCgroup() {
-    if (child_.pidfd.valid()) {
-      sendSignal(child_.pidfd.get(), SIGKILL);
-      (void)reapChild(child_.pidfd.get(), /*wait=*/true);
-    }
+    if (child_.pidfd.valid()) killAndReap(child_.pidfd.get());
     ::rmdir(leaf_.c_str());
     ::rmdir(parent_.c_str());
   }
