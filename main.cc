@@ -195,7 +195,6 @@ int capturesCommand() {
 
 // What the flags of `run` say, checked.
 struct RunSettings {
-  std::string node_name;
   cri::RuntimeClientOptions cri;
   status::HostPort http;
   capture::CaptureOptions capture;
@@ -203,18 +202,21 @@ struct RunSettings {
 
 absl::StatusOr<RunSettings> runSettings() {
   RunSettings settings;
-  settings.node_name = FLAGS_node_name;
-  if (const char* env = std::getenv("NODE_NAME"); settings.node_name.empty() && env != nullptr) {
-    settings.node_name = env;
+  std::string& node_name = settings.capture.node_name;
+  node_name = FLAGS_node_name;
+  if (const char* env = std::getenv("NODE_NAME"); node_name.empty() && env != nullptr) {
+    node_name = env;
   }
-  if (settings.node_name.empty()) {
+  if (node_name.empty()) {
     return absl::InvalidArgumentError("no node name: give --node-name or set $NODE_NAME");
   }
   auto cri = criOptions();
   if (!cri.ok()) return cri.status();
   settings.cri = *cri;
   auto http = status::parseHostPort(FLAGS_http_address);
-  if (!http.ok()) return absl::InvalidArgumentError("--http-address: " + http.status().ToString());
+  if (!http.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--http-address: ", http.status().message()));
+  }
   settings.http = *http;
   auto resync = positiveDuration("resync-period", FLAGS_resync_period);
   if (!resync.ok()) return resync.status();
@@ -223,7 +225,6 @@ absl::StatusOr<RunSettings> runSettings() {
   if (!std::filesystem::is_directory(FLAGS_capture_dir, error)) {
     return absl::InvalidArgumentError("--capture-dir: not a directory: " + FLAGS_capture_dir);
   }
-  settings.capture.node_name = settings.node_name;
   settings.capture.capture_dir = FLAGS_capture_dir;
   settings.capture.max_files = FLAGS_max_files;
   settings.capture.resync_period = absl::ToChronoMilliseconds(*resync);
@@ -330,11 +331,11 @@ int runCommand() {
                                      std::chrono::seconds(5));
 
   k8s::EventRecorderOptions event_options;
-  event_options.host = settings->node_name;
+  event_options.host = settings->capture.node_name;
   k8s::EventRecorder events(*cluster, event_options);
 
   k8s::PodInformerOptions informer_options;
-  informer_options.node_name = settings->node_name;
+  informer_options.node_name = settings->capture.node_name;
   // Only the annotation the controller reads: a Pod's other annotations are most of its memory.
   informer_options.parse.annotation_keys = {{capture::kCaptureAnnotation}};
   PodEventRelay relay;
@@ -376,7 +377,7 @@ int runCommand() {
 
   runtime_check.start();  // logs the runtime and its version, or why it does not answer
   informer.start();
-  LOG(INFO) << "listing the Pods of node " << settings->node_name;
+  LOG(INFO) << "listing the Pods of node " << settings->capture.node_name;
   int signal = waitForSyncOrStop(informer, stop_signals, cluster->server);
   if (signal == 0) {
     if (absl::Status started = controller.start(); !started.ok()) {
@@ -386,7 +387,7 @@ int runCommand() {
     // The first list parsed pages of up to 500 Pods (MBs of JSON) that glibc would otherwise
     // keep: hand them back (measured with 5,000 Pods: 41 -> 35 MiB RSS; bench_e2e).
     ::malloc_trim(0);
-    LOG(INFO) << "ready: capturing the annotated Pods of node " << settings->node_name;
+    LOG(INFO) << "ready: capturing the annotated Pods of node " << settings->capture.node_name;
     while (signal == 0) signal = takeStopSignal(stop_signals, std::chrono::hours(1));
   }
 

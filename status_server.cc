@@ -17,6 +17,12 @@
 #include "capture/capture_files.h"
 
 namespace status {
+namespace {
+
+// Enough for the kubelet's two probes, a scrape and a `captures` command at once.
+constexpr int kServerThreads = 4;
+
+}  // namespace
 
 absl::StatusOr<HostPort> parseHostPort(const std::string& address) {
   const size_t colon = address.rfind(':');
@@ -250,8 +256,7 @@ StatusServer::~StatusServer() { stop(); }
 absl::StatusOr<std::string> StatusServer::start(const HostPort& address) {
   if (server_) return absl::FailedPreconditionError("the status server starts once");
   server_ = std::make_unique<httplib::Server>();
-  const int threads = options_.threads;
-  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server_->new_task_queue = [] { return new httplib::ThreadPool(kServerThreads); };
   // Probes and scrapes are one request each; do not let an idle keep-alive hold a thread.
   server_->set_keep_alive_timeout(1);
   server_->set_read_timeout(5);

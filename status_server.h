@@ -110,7 +110,6 @@ struct StatusServerOptions {
   // controller is the cure. An idle worker passes once per resync period and one pass is bounded
   // by CRI deadlines and tcpdump's stop grace: the binary allows the resync period plus a minute.
   std::chrono::milliseconds max_worker_silence{60'000};
-  int threads = 4;
 };
 
 // The HTTP server (cpp-httplib) on its own threads.

@@ -17,11 +17,13 @@
 #include <atomic>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "tests/e2e/controller_harness.h"
 #include "tests/fakeapi/test_certs.h"
 #include "tests/support/files.h"
+#include "tests/support/wait.h"
 
 namespace e2e {
 namespace {
@@ -41,13 +43,13 @@ double percentile(std::vector<double> samples, double p) {
   return samples[std::min(index, samples.size() - 1)];
 }
 
+// How long from `start` until `condition` held; nullopt when it did not within `timeout`, which
+// the caller turns into SkipWithError: never a sample, never a dirty start of the next round.
 // Polls every `interval`: the waits measured here take tens of milliseconds to seconds.
-Clock::duration timeUntil(Clock::time_point start, const std::function<bool()>& condition,
-                          milliseconds interval = 1ms, milliseconds timeout = 60s) {
-  while (!condition()) {
-    if (Clock::now() - start > timeout) return Clock::duration::max();
-    std::this_thread::sleep_for(interval);
-  }
+std::optional<Clock::duration> timeUntil(Clock::time_point start,
+                                         const std::function<bool()>& condition,
+                                         milliseconds interval = 1ms, milliseconds timeout = 60s) {
+  if (!testsupport::waitUntil(condition, timeout, interval)) return std::nullopt;
   return Clock::now() - start;
 }
 
@@ -116,11 +118,7 @@ struct Bench {
     return running;
   }
 
-  bool noFileStartsWith(const std::string& prefix) {
-    const std::set<std::string> files = filesIn(capture_dir);
-    return std::none_of(files.begin(), files.end(),
-                        [&](const std::string& name) { return name.starts_with(prefix); });
-  }
+  bool noFileStartsWith(const std::string& prefix) { return filesIn(capture_dir, prefix).empty(); }
 };
 
 Bench* bench = nullptr;
@@ -131,14 +129,22 @@ void BM_AnnotateToFirstPacket(benchmark::State& state) {
   for (auto _ : state) {
     const auto start = Clock::now();
     bench->api->fake().setAnnotation("default", "web", kAnnotation, "3");
-    file.push_back(seconds(timeUntil(start, [&] { return std::filesystem::exists(first); })));
+    const auto created = timeUntil(start, [&] { return std::filesystem::exists(first); });
     const auto elapsed = timeUntil(start, [&] { return hasPacketRecord(first); });
-    state.SetIterationTime(seconds(elapsed));
-    packet.push_back(seconds(elapsed));
+    if (!created || !elapsed) {
+      state.SkipWithError("no packet on disk within 60 s");
+      return;
+    }
+    file.push_back(seconds(*created));
+    state.SetIterationTime(seconds(*elapsed));
+    packet.push_back(seconds(*elapsed));
 
     // Back to no capture; untimed, like everything outside SetIterationTime.
     bench->api->fake().removeAnnotation("default", "web", kAnnotation);
-    timeUntil(Clock::now(), [&] { return bench->noFileStartsWith("capture-web.pcap"); });
+    if (!timeUntil(Clock::now(), [&] { return bench->noFileStartsWith("capture-web.pcap"); })) {
+      state.SkipWithError("the capture's files stayed 60 s after the annotation went");
+      return;
+    }
   }
   state.counters["packet_median_ms"] = percentile(packet, 50) * 1e3;
   state.counters["packet_p99_ms"] = percentile(packet, 99) * 1e3;
@@ -153,14 +159,21 @@ void BM_RemoveToFilesGone(benchmark::State& state) {
   for (auto _ : state) {
     // A capture with packets on disk; untimed, like everything outside SetIterationTime.
     bench->api->fake().setAnnotation("default", "web", kAnnotation, "3");
-    timeUntil(Clock::now(), [&] { return hasPacketRecord(first); });
+    if (!timeUntil(Clock::now(), [&] { return hasPacketRecord(first); })) {
+      state.SkipWithError("no packet on disk within 60 s");
+      return;
+    }
 
     const auto start = Clock::now();
     bench->api->fake().removeAnnotation("default", "web", kAnnotation);
     const auto elapsed =
         timeUntil(start, [&] { return bench->noFileStartsWith("capture-web.pcap"); });
-    state.SetIterationTime(seconds(elapsed));
-    gone.push_back(seconds(elapsed));
+    if (!elapsed) {
+      state.SkipWithError("the capture's files stayed 60 s after the annotation went");
+      return;
+    }
+    state.SetIterationTime(seconds(*elapsed));
+    gone.push_back(seconds(*elapsed));
   }
   state.counters["median_ms"] = percentile(gone, 50) * 1e3;
   state.counters["p99_ms"] = percentile(gone, 99) * 1e3;
@@ -235,7 +248,11 @@ void BM_ManyPodsAtOnce(benchmark::State& state) {
                  bench->runningCaptures() == kManyPods;
         },
         10ms);
-    state.SetIterationTime(seconds(all_running));
+    if (!all_running) {
+      state.SkipWithError("not every capture ran within 60 s");
+      return;
+    }
+    state.SetIterationTime(seconds(*all_running));
     const double controller_cpu = cpuSeconds(controller) - cpu_before;
     double tcpdump_cpu = 0;
     for (pid_t child : tcpdumpChildrenOf(controller)) tcpdump_cpu += cpuSeconds(child);
@@ -247,9 +264,13 @@ void BM_ManyPodsAtOnce(benchmark::State& state) {
     }
     const auto all_gone = timeUntil(
         removing, [&] { return bench->noFileStartsWith("capture-many-"); }, 10ms);
+    if (!all_gone) {
+      state.SkipWithError("the captures' files stayed 60 s after the annotations went");
+      return;
+    }
 
-    state.counters["all_running_s"] = seconds(all_running);
-    state.counters["all_files_gone_s"] = seconds(all_gone);
+    state.counters["all_running_s"] = seconds(*all_running);
+    state.counters["all_files_gone_s"] = seconds(*all_gone);
     state.counters["controller_cpu_s"] = controller_cpu;
     state.counters["tcpdumps_cpu_s"] = tcpdump_cpu;
     state.counters["peak_rss_controller_MiB"] = sampler.peakOwnRssMiB();
@@ -289,11 +310,11 @@ void BM_ControllerMemoryWithPods(benchmark::State& state) {
     const auto synced = timeUntil(
         start, [&] { return (*controller)->log().find("ready: capturing") != std::string::npos; },
         10ms);
-    if (synced == Clock::duration::max()) {
+    if (!synced) {
       state.SkipWithError("the controller did not list its Pods in time");
       return;
     }
-    state.SetIterationTime(seconds(synced));
+    state.SetIterationTime(seconds(*synced));
     state.counters["pods"] = pods;
     state.counters["rss_MiB"] = FootprintSampler::mib(residentBytes((*controller)->pid()));
   }

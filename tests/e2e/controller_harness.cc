@@ -274,6 +274,9 @@ std::vector<pid_t> allPids() {
   return pids;
 }
 
+// Not a zombie (nor dead), from the stat just read: processLives() would read it again.
+bool lives(const ProcStat& stat) { return stat.state != 'Z' && stat.state != 'X'; }
+
 std::vector<std::string> commandLine(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
   std::vector<std::string> args;
@@ -288,7 +291,7 @@ std::vector<pid_t> tcpdumpsWritingTo(const std::string& dir) {
   std::vector<pid_t> found;
   for (pid_t pid : allPids()) {
     const auto stat = readStat(pid);
-    if (!stat || stat->comm != "tcpdump" || !processLives(pid)) continue;
+    if (!stat || stat->comm != "tcpdump" || !lives(*stat)) continue;
     for (const std::string& arg : commandLine(pid)) {
       if (arg.starts_with(dir + "/")) {
         found.push_back(pid);
@@ -303,7 +306,7 @@ std::vector<pid_t> tcpdumpChildrenOf(pid_t parent) {
   std::vector<pid_t> found;
   for (pid_t pid : allPids()) {
     const auto stat = readStat(pid);
-    if (stat && stat->ppid == parent && stat->comm == "tcpdump" && processLives(pid)) {
+    if (stat && stat->ppid == parent && stat->comm == "tcpdump" && lives(*stat)) {
       found.push_back(pid);
     }
   }
@@ -338,11 +341,12 @@ double cpuSeconds(pid_t pid) {
   return static_cast<double>(stat->utime + stat->stime) / ::sysconf(_SC_CLK_TCK);
 }
 
-std::set<std::string> filesIn(const std::string& dir) {
+std::set<std::string> filesIn(const std::string& dir, std::string_view prefix) {
   std::set<std::string> names;
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
-    names.insert(entry.path().filename().string());
+    std::string name = entry.path().filename().string();
+    if (name.starts_with(prefix)) names.insert(std::move(name));
   }
   return names;
 }

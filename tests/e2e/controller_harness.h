@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -117,8 +118,8 @@ std::vector<pid_t> tcpdumpsWritingTo(const std::string& dir);
 std::vector<pid_t> tcpdumpChildrenOf(pid_t parent);
 using testsupport::processLives;  // neither gone nor a zombie
 
-// Names of the files in `dir`, sorted.
-std::set<std::string> filesIn(const std::string& dir);
+// Names of the files in `dir` that start with `prefix`, sorted.
+std::set<std::string> filesIn(const std::string& dir, std::string_view prefix = "");
 
 // GET http://127.0.0.1:<port><path>; the status and body, or an error when nothing answered.
 struct HttpAnswer {

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <regex>
 
 #include "cri/cri_sandbox_resolver.h"
 #include "tests/e2e/controller_harness.h"
@@ -225,11 +226,7 @@ class ControllerE2E : public ::testing::Test {
 
   // The files of the capture directory whose names start with `prefix`.
   std::set<std::string> filesStartingWith(const std::string& prefix) {
-    std::set<std::string> found;
-    for (const std::string& name : filesIn(capture_dir_)) {
-      if (name.starts_with(prefix)) found.insert(name);
-    }
-    return found;
+    return filesIn(capture_dir_, prefix);
   }
 
   bool waitUntilGone(pid_t pid) {
@@ -500,8 +497,16 @@ TEST_F(ControllerE2E, MetricsCapturesAndTheCapturesCommandShowTheRunningCapture)
                     HasSubstr("capture_controller_captures_started_total 1\n"),
                     HasSubstr("capture_controller_informer_synced 1\n"),
                     HasSubstr("capture_controller_runtime_reachable 1\n"),
-                    HasSubstr("capture_controller_cri_requests_total{method=\"ListPodSandbox\"}"),
-                    HasSubstr("capture_controller_events_posted_total")));
+                    HasSubstr("capture_controller_cri_requests_total{method=\"ListPodSandbox\"}")));
+  // Its CaptureStarted Event was posted, and counted (the name alone is in the # HELP line).
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        auto now = httpGet(port_, "/metrics");
+        return now.ok() && std::regex_search(now->body, std::regex("\ncapture_controller_events_"
+                                                                   "posted_total [1-9]"));
+      },
+      kDeadline))
+      << metrics->body;
 
   const std::optional<nlohmann::json> capture = captureOf(web);
   ASSERT_TRUE(capture);

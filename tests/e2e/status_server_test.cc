@@ -20,6 +20,7 @@
 #include "cri/rpc_stats.h"
 #include "tests/fakeapi/test_certs.h"
 #include "tests/support/files.h"
+#include "tests/support/wait.h"
 
 namespace status {
 namespace {
@@ -244,17 +245,13 @@ TEST(RuntimeCheck, ReadsTheLastAnswerWhileTheRuntimeHangs) {
   const RuntimeHealth first = check.start();
   EXPECT_TRUE(first.reachable);
   EXPECT_EQ(first.detail, "containerd 1.6.20");
-  const auto hung_until = std::chrono::steady_clock::now() + 10s;
-  while (calls < 2 && std::chrono::steady_clock::now() < hung_until) std::this_thread::yield();
-  ASSERT_GE(calls, 2) << "the background probe did not run";
+  ASSERT_TRUE(testsupport::waitUntil([&] { return calls >= 2; }, 10s, 1ms))
+      << "the background probe did not run";
   const auto before = std::chrono::steady_clock::now();
   EXPECT_TRUE(check.current().reachable);
   EXPECT_LT(std::chrono::steady_clock::now() - before, 100ms);
   gate.open();
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (check.current().reachable && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::yield();
-  }
+  testsupport::waitUntil([&] { return !check.current().reachable; }, 10s, 1ms);
   EXPECT_FALSE(check.current().reachable);
   EXPECT_EQ(check.current().detail, "timed out");
 }
@@ -343,6 +340,9 @@ TEST_F(StatusServerTest, ReadyzAnswersAtOnceWhileTheRuntimeHangs) {
   absl::Cleanup unblock = [&gate] { gate.open(); };
   check.start();
   start({.runtime = [&] { return check.current(); }});
+  // The background probe is inside the hung call before the question is asked.
+  ASSERT_TRUE(testsupport::waitUntil([&] { return calls >= 2; }, 10s, 1ms))
+      << "the background probe did not run";
   const auto before = std::chrono::steady_clock::now();
   auto answer = get("/readyz");
   ASSERT_TRUE(answer);
