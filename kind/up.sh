@@ -2,9 +2,22 @@
 # Installs the tools it needs if they are missing (kind/install-tools.sh; root on a fresh
 # machine), then creates a Kind cluster (kind/kind-config.yaml: a control plane and two
 # workers) with Antrea as its CNI, installed with Helm; builds the controller's image with
-# Docker, loads it into the nodes and deploys deploy/rbac.yaml and deploy/daemonset.yaml.
-# Safe to run again: an existing cluster and Antrea release are kept, and the controller is
-# restarted on the image just built.
+# Docker, loads it into the nodes and deploys deploy/rbac.yaml and deploy/daemonset.yaml with
+# that image (controller_manifests in kind/common.sh: deploy/kustomization.yaml rendered by
+# `kubectl kustomize` with IMAGE as the container's image and the image's ID as the Pod
+# template's annotation capture-controller/image-id), applied once.
+# Safe to run again: an existing cluster and Antrea release are kept, and the DaemonSet rolls
+# out exactly when the nodes do not run the image just built:
+#   - IMAGE equal to the manifest's (capture-controller:dev), or another tag: the rendered
+#     manifest always holds every object (unlike `kubectl set image --local`, which prints
+#     nothing when the image is already the manifest's, and `kubectl apply` then fails with
+#     "no objects passed to apply");
+#   - a run again with an unchanged image: same tag, same ID, so the apply changes nothing and
+#     nothing rolls out (the nodes already run that image);
+#   - a rebuilt image under the same tag: its ID, hence the annotation, changes the Pod
+#     template, and the DaemonSet rolls out onto the new build (with the tag alone nothing
+#     would change, and the running Pods would keep the old build);
+#   - a changed IMAGE: the container's image changes, and the DaemonSet rolls out.
 # Environment: CLUSTER_NAME, IMAGE, KUBE_CONTEXT (kind/common.sh), ANTREA_VERSION (a chart
 # version; the latest when unset).
 set -euo pipefail
@@ -42,22 +55,9 @@ docker build --build-arg VERSION="$version" -t "$IMAGE" "$ROOT"
 kind load docker-image "$IMAGE" --name "$CLUSTER_NAME"
 
 echo "== capture-controller"
-# The DaemonSet's generation, empty when it does not exist yet.
-generation() {
-  kube -n "$CONTROLLER_NAMESPACE" get daemonset "$CONTROLLER_DAEMONSET" \
-    -o jsonpath='{.metadata.generation}' --ignore-not-found
-}
-before=$(generation)
-kube apply -f "$ROOT/deploy/rbac.yaml"
-# The manifest with the image just built (IMAGE may differ from its tag), applied once: a
-# separate `set image` after the apply would roll out the manifest's tag first.
-kube set image --local -f "$ROOT/deploy/daemonset.yaml" "$CONTROLLER_CONTAINER=$IMAGE" -o yaml |
-  kube apply -f -
-if [[ -n $before && $(generation) == "$before" ]]; then
-  # The apply changed nothing, yet the tag may name a new build now: restart so that every
-  # node runs the image just loaded. A changed DaemonSet rolls out by itself.
-  kube -n "$CONTROLLER_NAMESPACE" rollout restart "daemonset/$CONTROLLER_DAEMONSET"
-fi
+# The ID names the build: a rebuild under an unchanged tag has a new one.
+image_id=$(docker image inspect --format '{{.Id}}' "$IMAGE")
+controller_manifests "$IMAGE" "$image_id" | kube apply -f -
 kube -n "$CONTROLLER_NAMESPACE" rollout status "daemonset/$CONTROLLER_DAEMONSET" --timeout=5m
 
 echo "$SCRIPT: cluster $CLUSTER_NAME is up (kubectl context $KUBE_CONTEXT); next: kind/verify.sh"
