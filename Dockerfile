@@ -13,7 +13,12 @@ RUN apt-get update \
     | xargs apt-get install -y --no-install-recommends \
  && rm -rf /var/lib/apt/lists/*
 COPY . .
+# .git stays out of the build context (.dockerignore): the revision that --version prints comes
+# from here (kind/up.sh passes `git rev-parse`).
+ARG VERSION=dev
+ARG GIT_REVISION=unknown
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DCAPTURE_CONTROLLER_BUILD_TESTS=OFF \
+      -DCAPTURE_CONTROLLER_VERSION="${VERSION}" -DCAPTURE_CONTROLLER_GIT_REVISION="${GIT_REVISION}" \
  && cmake --build /build -j"$(nproc)" --target capture-controller \
  && cmake --install /build --strip --prefix /out \
  && deploy/image/runtime-packages.sh /out/bin/capture-controller > /out/runtime-packages.txt
@@ -21,10 +26,12 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DCAPTURE_CONTROLLER_BUILD_T
 FROM ubuntu:24.04
 ARG DEBIAN_FRONTEND=noninteractive
 ARG VERSION=dev
+ARG GIT_REVISION=unknown
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 LABEL org.opencontainers.image.title="capture-controller" \
       org.opencontainers.image.description="On-demand packet captures of Kubernetes Pods, by annotation" \
       org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${GIT_REVISION}" \
       org.opencontainers.image.base.name="docker.io/library/ubuntu:24.04"
 COPY packages.txt /tmp/
 COPY --from=builder /out/runtime-packages.txt /tmp/

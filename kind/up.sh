@@ -51,7 +51,8 @@ kube -n kube-system rollout status deployment/coredns --timeout=5m
 
 echo "== image $IMAGE"
 version=$(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null || echo dev)
-docker build --build-arg VERSION="$version" -t "$IMAGE" "$ROOT"
+revision=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+docker build --build-arg VERSION="$version" --build-arg GIT_REVISION="$revision" -t "$IMAGE" "$ROOT"
 kind load docker-image "$IMAGE" --name "$CLUSTER_NAME"
 
 echo "== capture-controller"

@@ -181,17 +181,6 @@ TEST(DaemonSet, NodeNameComesFromTheDownwardApi) {
   }
 }
 
-// The flags the real binary defines, from gflags' --helpxml (ours, glog's and gflags' own).
-std::set<std::string> binaryFlags() {
-  const CommandResult xml = runCommand(shellQuote(CAPTURE_CONTROLLER_BINARY) + " --helpxml");
-  std::set<std::string> names;
-  const std::regex name("<name>([a-z0-9_]+)</name>");
-  for (std::sregex_iterator it(xml.output.begin(), xml.output.end(), name), end; it != end; ++it) {
-    names.insert((*it)[1]);
-  }
-  return names;
-}
-
 TEST(DaemonSet, PassesOnlyFlagsTheBinaryDefines) {
   const std::set<std::string> known = binaryFlags();
   ASSERT_TRUE(known.contains("node_name")) << "no flag list from --helpxml";

@@ -90,4 +90,15 @@ std::map<std::string, std::string> kindScriptNames() {
   return names;
 }
 
+std::set<std::string> binaryFlags(const std::string& defined_in) {
+  const CommandResult xml = runCommand(shellQuote(CAPTURE_CONTROLLER_BINARY) + " --helpxml");
+  // <flag><file>path/main.cc</file><name>capture_dir</name>...
+  static const std::regex flag(R"(<file>([^<]*)</file>\s*<name>([a-z0-9_]+)</name>)");
+  std::set<std::string> names;
+  for (std::sregex_iterator it(xml.output.begin(), xml.output.end(), flag), end; it != end; ++it) {
+    if ((*it)[1].str().ends_with(defined_in)) names.insert((*it)[2]);
+  }
+  return names;
+}
+
 }  // namespace ship

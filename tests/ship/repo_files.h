@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,5 +29,10 @@ std::vector<std::string> packagesWithRole(const std::string& role);
 // The names kind/common.sh defines for the Kind scripts: `NAME=value` and the default of
 // `NAME=${NAME:-value}`. Lines computed from other names (ROOT=$(...)) are left out.
 std::map<std::string, std::string> kindScriptNames();
+
+// The flags the real binary defines, as gflags names them (capture_dir), from its --helpxml:
+// those whose defining file ends with `defined_in` (main.cc: ours), or every one (ours, glog's,
+// gflags' own).
+std::set<std::string> binaryFlags(const std::string& defined_in = "");
 
 }  // namespace ship

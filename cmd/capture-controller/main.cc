@@ -12,12 +12,15 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
+#include "build_info.h"
 #include "capture/annotation.h"
 #include "capture/controller.h"
 #include "capture/netns_launcher.h"
@@ -31,6 +34,7 @@
 
 DECLARE_bool(help);
 DECLARE_bool(helpshort);
+DECLARE_bool(version);
 
 // Flags of every subcommand live here, so `--help` lists them in one place.
 DEFINE_string(node_name, "",
@@ -40,8 +44,8 @@ DEFINE_string(cri_endpoint, cri::kDefaultEndpoint,
               "CRI runtime socket: unix:///path or /path (containerd's by default)");
 DEFINE_string(cri_timeout, "2s", "deadline of each CRI call, e.g. 500ms, 2s");
 DEFINE_string(capture_dir, "/",
-              "run: where tcpdump writes capture-<pod>.pcap<index>; at start-up, capture files "
-              "in it that no wanted capture owns are deleted");
+              "run: where tcpdump writes capture-<pod>.pcap<index>; at start-up every capture "
+              "file in it is deleted and the wanted captures start afresh");
 DEFINE_int32(max_files, capture::kDefaultMaxCaptureFiles,
              "run: the largest N accepted in tcpdump.antrea.io=\"N\" (N files of 1 MB per "
              "capture)");
@@ -88,15 +92,47 @@ Flags (--pod-uid and --pod_uid are the same flag):
 // glog's flags that --help shows beside ours.
 const std::set<std::string> kLoggingFlags = {"v", "vmodule", "minloglevel", "logtostderr"};
 
+// `text` broken into lines of at most `width` characters after `indent`, at spaces.
+std::string wrap(const std::string& text, size_t indent, size_t width) {
+  std::string out, line;
+  std::istringstream words(text);
+  for (std::string word; words >> word;) {
+    if (!line.empty() && line.size() + 1 + word.size() > width) {
+      out += std::string(indent, ' ') + line + "\n";
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + word;
+  }
+  if (!line.empty()) out += std::string(indent, ' ') + line + "\n";
+  return out;
+}
+
+// The flags as Kubernetes components print them: --capture-dir, with dashes, its type and its
+// default (gflags would print -capture_dir, which users could not paste into a DaemonSet).
 void printHelp() {
   std::cout << gflags::ProgramUsage();
   std::vector<gflags::CommandLineFlagInfo> flags;
   gflags::GetAllFlags(&flags);
   for (const gflags::CommandLineFlagInfo& flag : flags) {
-    if (flag.filename.ends_with("main.cc") || kLoggingFlags.contains(flag.name)) {
-      std::cout << gflags::DescribeOneFlag(flag);
+    if (!flag.filename.ends_with("main.cc") && !kLoggingFlags.contains(flag.name)) continue;
+    std::cout << "  --" << absl::StrReplaceAll(flag.name, {{"_", "-"}});
+    if (flag.type != "bool") std::cout << " " << flag.type;
+    std::cout << "\n";
+    std::string description = flag.description;
+    if (flag.type == "string") {
+      if (!flag.default_value.empty()) description += " (default \"" + flag.default_value + "\")";
+    } else if (flag.default_value != "false") {
+      description += " (default " + flag.default_value + ")";
     }
+    std::cout << wrap(description, 6, 92);
   }
+  std::cout << "  -h, --help\n" << wrap("this help", 6, 92);
+  std::cout << "  --version\n" << wrap("the version and the build's git revision", 6, 92);
+}
+
+void printVersion() {
+  std::cout << "capture-controller " << build_info::kVersion << " (git " << build_info::kGitRevision
+            << ")\n";
 }
 
 absl::StatusOr<absl::Duration> positiveDuration(const char* flag, const std::string& value) {
@@ -416,12 +452,23 @@ int main(int argc, char** argv) {
   gflags::SetUsageMessage(kUsage);
   // A default, not an override: --logtostderr=false still writes glog's files.
   gflags::SetCommandLineOptionWithMode("logtostderr", "true", gflags::SET_FLAGS_DEFAULT);
+  // -h, as every command line tool takes it; gflags knows only --help.
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "-h") {
+      printHelp();
+      return 0;
+    }
+  }
   gflags::ParseCommandLineNonHelpFlags(&argc, &argv, /*remove_flags=*/true);
   if (FLAGS_help || FLAGS_helpshort) {
     printHelp();
     return 0;
   }
-  gflags::HandleCommandLineHelpFlags();  // --helpxml, --version, ...
+  if (FLAGS_version) {
+    printVersion();
+    return 0;
+  }
+  gflags::HandleCommandLineHelpFlags();  // --helpxml, ...
   google::InitGoogleLogging(argv[0]);
 
   const std::string_view name = argc >= 2 ? argv[1] : "run";
