@@ -1,8 +1,11 @@
 # The capture-controller image: `docker build -t capture-controller:dev .` (kind/up.sh does).
 # Every apt package comes from packages.txt (its `build` and `runtime` roles) or from the
 # built binary itself (the packages of the shared libraries it links), never from a list here.
+# BASE_IMAGE: both stages' base; any Debian or Ubuntu image with apt (tests/image builds this
+# file on a local Debian 12 base, as no registry is reachable there).
+ARG BASE_IMAGE=ubuntu:24.04
 
-FROM ubuntu:24.04 AS builder
+FROM ${BASE_IMAGE} AS builder
 ARG DEBIAN_FRONTEND=noninteractive
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
@@ -23,7 +26,8 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DCAPTURE_CONTROLLER_BUILD_T
  && cmake --install /build --strip --prefix /out \
  && deploy/image/runtime-packages.sh /out/bin/capture-controller > /out/runtime-packages.txt
 
-FROM ubuntu:24.04
+FROM ${BASE_IMAGE}
+ARG BASE_IMAGE
 ARG DEBIAN_FRONTEND=noninteractive
 ARG VERSION=dev
 ARG GIT_REVISION=unknown
@@ -32,7 +36,7 @@ LABEL org.opencontainers.image.title="capture-controller" \
       org.opencontainers.image.description="On-demand packet captures of Kubernetes Pods, by annotation" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${GIT_REVISION}" \
-      org.opencontainers.image.base.name="docker.io/library/ubuntu:24.04"
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
 COPY packages.txt /tmp/
 COPY --from=builder /out/runtime-packages.txt /tmp/
 RUN apt-get update \

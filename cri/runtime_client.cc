@@ -29,8 +29,7 @@ RuntimeClient::RuntimeClient(RuntimeClientOptions options)
     : endpoint_(normalizeEndpoint(options.endpoint)),
       timeout_(options.timeout),
       channel_(dial(endpoint_)),
-      runtime_(runtime::v1::RuntimeService::NewStub(channel_)),
-      images_(runtime::v1::ImageService::NewStub(channel_)) {}
+      runtime_(runtime::v1::RuntimeService::NewStub(channel_)) {}
 
 template <typename Response, typename Invoke>
 absl::StatusOr<Response> RuntimeClient::call(std::string_view method, Invoke invoke) {
@@ -66,13 +65,6 @@ absl::StatusOr<runtime::v1::VersionResponse> RuntimeClient::version() {
   });
 }
 
-absl::StatusOr<runtime::v1::StatusResponse> RuntimeClient::status() {
-  runtime::v1::StatusRequest request;
-  return call<runtime::v1::StatusResponse>("Status", [&](auto* context, auto* response) {
-    return runtime_->Status(context, request, response);
-  });
-}
-
 absl::StatusOr<runtime::v1::ListPodSandboxResponse> RuntimeClient::listPodSandbox(
     const runtime::v1::PodSandboxFilter& filter) {
   runtime::v1::ListPodSandboxRequest request;
@@ -92,49 +84,6 @@ absl::StatusOr<runtime::v1::PodSandboxStatusResponse> RuntimeClient::podSandboxS
       "PodSandboxStatus", [&](auto* context, auto* response) {
         return runtime_->PodSandboxStatus(context, request, response);
       });
-}
-
-absl::StatusOr<std::string> RuntimeClient::runPodSandbox(
-    const runtime::v1::PodSandboxConfig& config) {
-  runtime::v1::RunPodSandboxRequest request;
-  *request.mutable_config() = config;
-  auto response =
-      call<runtime::v1::RunPodSandboxResponse>("RunPodSandbox", [&](auto* context, auto* response) {
-        return runtime_->RunPodSandbox(context, request, response);
-      });
-  if (!response.ok()) return response.status();
-  return response->pod_sandbox_id();
-}
-
-absl::Status RuntimeClient::stopPodSandbox(std::string_view id) {
-  runtime::v1::StopPodSandboxRequest request;
-  request.set_pod_sandbox_id(std::string(id));
-  return call<runtime::v1::StopPodSandboxResponse>("StopPodSandbox",
-                                                   [&](auto* context, auto* response) {
-                                                     return runtime_->StopPodSandbox(
-                                                         context, request, response);
-                                                   })
-      .status();
-}
-
-absl::Status RuntimeClient::removePodSandbox(std::string_view id) {
-  runtime::v1::RemovePodSandboxRequest request;
-  request.set_pod_sandbox_id(std::string(id));
-  return call<runtime::v1::RemovePodSandboxResponse>("RemovePodSandbox",
-                                                     [&](auto* context, auto* response) {
-                                                       return runtime_->RemovePodSandbox(
-                                                           context, request, response);
-                                                     })
-      .status();
-}
-
-absl::StatusOr<runtime::v1::ImageStatusResponse> RuntimeClient::imageStatus(
-    std::string_view image) {
-  runtime::v1::ImageStatusRequest request;
-  request.mutable_image()->set_image(std::string(image));
-  return call<runtime::v1::ImageStatusResponse>("ImageStatus", [&](auto* context, auto* response) {
-    return images_->ImageStatus(context, request, response);
-  });
 }
 
 }  // namespace cri

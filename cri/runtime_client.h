@@ -23,7 +23,9 @@ struct RuntimeClientOptions {
   std::chrono::milliseconds timeout{2000};
 };
 
-// A CRI v1 RuntimeService (and ImageService) client over one gRPC channel. Thread-safe.
+// The controller's CRI v1 client over one gRPC channel: it only reads (Version, ListPodSandbox,
+// PodSandboxStatus); what the kubelet does (sandboxes, containers) is the tests' own client,
+// tests/lab/kubelet_client.h. Thread-safe.
 //
 // Errors: a runtime that cannot be reached (socket absent, connection refused) or that does not
 // answer within the deadline yields ResolveFailure::kRuntimeUnavailable, with the endpoint in the
@@ -36,17 +38,10 @@ class RuntimeClient {
   const RpcStats& stats() const { return stats_; }
 
   absl::StatusOr<runtime::v1::VersionResponse> version();
-  absl::StatusOr<runtime::v1::StatusResponse> status();
   absl::StatusOr<runtime::v1::ListPodSandboxResponse> listPodSandbox(
       const runtime::v1::PodSandboxFilter& filter);
   absl::StatusOr<runtime::v1::PodSandboxStatusResponse> podSandboxStatus(std::string_view id,
                                                                          bool verbose);
-  // Returns the new sandbox's ID.
-  absl::StatusOr<std::string> runPodSandbox(const runtime::v1::PodSandboxConfig& config);
-  absl::Status stopPodSandbox(std::string_view id);
-  absl::Status removePodSandbox(std::string_view id);
-  // An unset `image` in the answer means the runtime does not have it.
-  absl::StatusOr<runtime::v1::ImageStatusResponse> imageStatus(std::string_view image);
 
  private:
   template <typename Response, typename Invoke>
@@ -56,7 +51,6 @@ class RuntimeClient {
   std::chrono::milliseconds timeout_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<runtime::v1::RuntimeService::Stub> runtime_;
-  std::unique_ptr<runtime::v1::ImageService::Stub> images_;
   RpcStats stats_;
 };
 

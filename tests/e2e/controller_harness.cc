@@ -113,12 +113,17 @@ std::string ControllerProcess::log() const { return testsupport::readFile(log_pa
 
 // ---- ApiServer ----
 
-absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::start(const std::string& dir) {
-  auto certs = fakeapi::generateTestCertificates(dir);
+absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::start(const std::string& dir,
+                                                            const std::string& address) {
+  auto certs = fakeapi::generateTestCertificates(
+      dir, address == "127.0.0.1" ? std::vector<std::string>{} : std::vector{address});
   if (!certs.ok()) return certs.status();
   const std::string token = "e2e-token-" + std::to_string(::getpid());
   auto api = std::make_unique<ApiServer>();
+  api->ca_cert_ = certs->ca_cert;
+  api->token_ = token;
   fakeapi::FakeApiServerOptions options;
+  options.address = address;
   options.tls = true;
   options.cert_file = certs->server_cert;
   options.key_file = certs->server_key;
@@ -287,19 +292,31 @@ std::vector<std::string> commandLine(pid_t pid) {
 
 }  // namespace
 
-std::vector<pid_t> tcpdumpsWritingTo(const std::string& dir) {
+namespace {
+
+std::vector<pid_t> tcpdumpsWithAnArgument(const std::function<bool(const std::string&)>& match) {
   std::vector<pid_t> found;
   for (pid_t pid : allPids()) {
     const auto stat = readStat(pid);
     if (!stat || stat->comm != "tcpdump" || !lives(*stat)) continue;
     for (const std::string& arg : commandLine(pid)) {
-      if (arg.starts_with(dir + "/")) {
+      if (match(arg)) {
         found.push_back(pid);
         break;
       }
     }
   }
   return found;
+}
+
+}  // namespace
+
+std::vector<pid_t> tcpdumpsWritingTo(const std::string& dir) {
+  return tcpdumpsWithAnArgument([&](const std::string& arg) { return arg.starts_with(dir + "/"); });
+}
+
+std::vector<pid_t> tcpdumpsWriting(const std::string& file) {
+  return tcpdumpsWithAnArgument([&](const std::string& arg) { return arg == file; });
 }
 
 std::vector<pid_t> tcpdumpChildrenOf(pid_t parent) {

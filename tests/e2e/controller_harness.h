@@ -69,10 +69,16 @@ class ControllerProcess {
 // The fake kube-apiserver over TLS with a bearer token, and a kubeconfig file that reaches it.
 class ApiServer {
  public:
-  // Everything goes under `dir`.
-  static absl::StatusOr<std::unique_ptr<ApiServer>> start(const std::string& dir);
+  // Everything goes under `dir`. `address`: where it listens, and the IP its certificate names
+  // beside 127.0.0.1 (a lab bridge's gateway, for a client in a container).
+  static absl::StatusOr<std::unique_ptr<ApiServer>> start(const std::string& dir,
+                                                          const std::string& address = "127.0.0.1");
   fakeapi::FakeApiServer& fake() { return *server_; }
   const std::string& kubeconfigPath() const { return kubeconfig_; }
+  // What a service account's volume holds: the CA that signed the server's certificate, and the
+  // bearer token the server wants.
+  const std::string& caCertPath() const { return ca_cert_; }
+  const std::string& token() const { return token_; }
 
   // The Events about one Pod with this reason, as the API server stores them.
   std::vector<nlohmann::json> events(const std::string& pod_uid, const std::string& reason) const;
@@ -81,6 +87,8 @@ class ApiServer {
  private:
   std::unique_ptr<fakeapi::FakeApiServer> server_;
   std::string kubeconfig_;
+  std::string ca_cert_;
+  std::string token_;
 };
 
 // Pings every IP in its set from the host every 50 ms, on its own thread, so that captures have
@@ -114,6 +122,9 @@ bool hasPacketRecord(const std::string& path);
 // Live (not zombie) tcpdump processes whose command line writes under `dir`, whoever their
 // parent: an orphan that outlived the controller shows up here too.
 std::vector<pid_t> tcpdumpsWritingTo(const std::string& dir);
+// Live tcpdump processes with `file` (a -w argument, as tcpdump was given it) on their command
+// line, in any container.
+std::vector<pid_t> tcpdumpsWriting(const std::string& file);
 // Live children of `parent` named tcpdump.
 std::vector<pid_t> tcpdumpChildrenOf(pid_t parent);
 using testsupport::processLives;  // neither gone nor a zombie

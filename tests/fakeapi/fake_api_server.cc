@@ -221,7 +221,7 @@ FakeApiServer::FakeApiServer(FakeApiServerOptions options)
 FakeApiServer::~FakeApiServer() { stop(); }
 
 std::string FakeApiServer::url() const {
-  return absl::StrCat(options_.tls ? "https" : "http", "://127.0.0.1:", port_);
+  return absl::StrCat(options_.tls ? "https" : "http", "://", options_.address, ":", port_);
 }
 
 absl::Status FakeApiServer::start(int port) {
@@ -248,11 +248,11 @@ absl::Status FakeApiServer::start(int port) {
   });
   installRoutes(*server);
   if (port == 0) {
-    port = server->bind_to_any_port("127.0.0.1");
+    port = server->bind_to_any_port(options_.address);
     if (port < 0) return absl::UnavailableError("cannot bind an ephemeral port");
-  } else if (!server->bind_to_port("127.0.0.1", port)) {
+  } else if (!server->bind_to_port(options_.address, port)) {
     return absl::UnavailableError(
-        absl::StrCat("cannot bind 127.0.0.1:", port,
+        absl::StrCat("cannot bind ", options_.address, ":", port,
                      ": another socket took the port while the server was stopped (a lost race)"));
   }
   port_ = port;

@@ -28,6 +28,8 @@ namespace fakeapi {
 std::string readTestdata(const std::string& file);
 
 struct FakeApiServerOptions {
+  // Where it listens: loopback, or an address a container reaches (a lab bridge's gateway).
+  std::string address = "127.0.0.1";
   bool tls = false;
   std::string cert_file;  // TLS: the server's certificate and key (PEM)
   std::string key_file;
@@ -52,8 +54,8 @@ struct RecordedRequest {
   std::string body;
 };
 
-// A kube-apiserver for tests, on 127.0.0.1 and an ephemeral port, plain HTTP or TLS, that
-// answers what this project's client asks the way the recorded real one does:
+// A kube-apiserver for tests, on 127.0.0.1 (or options.address) and an ephemeral port, plain HTTP
+// or TLS, that answers what this project's client asks the way the recorded real one does:
 //  - GET /api/v1/pods: PodList with fieldSelector (spec.nodeName, metadata.name,
 //    metadata.namespace; any other field is a 400 like the real server), limit/continue
 //    pagination over a consistent snapshot, and 410 Expired for a continue token whose

@@ -88,7 +88,10 @@ absl::Status makeLeaf(const std::string& dir, const std::string& ca, const std::
 
 }  // namespace
 
-absl::StatusOr<TestCertificates> generateTestCertificates(const std::string& dir) {
+absl::StatusOr<TestCertificates> generateTestCertificates(
+    const std::string& dir, const std::vector<std::string>& extra_ips) {
+  std::string names = "subjectAltName=IP:127.0.0.1,DNS:localhost";
+  for (const std::string& ip : extra_ips) names += ",IP:" + ip;
   for (const char* ca : {"ca", "other-ca"}) {
     if (auto status = makeCa(dir, ca); !status.ok()) return status;
   }
@@ -96,8 +99,7 @@ absl::StatusOr<TestCertificates> generateTestCertificates(const std::string& dir
        {std::pair{"ca", "server"}, std::pair{"other-ca", "other-server"}}) {
     if (auto status =
             makeLeaf(dir, ca, name, "/CN=fake-apiserver",
-                     {"subjectAltName=IP:127.0.0.1,DNS:localhost",
-                      "basicConstraints=critical,CA:FALSE", "extendedKeyUsage=serverAuth"});
+                     {names, "basicConstraints=critical,CA:FALSE", "extendedKeyUsage=serverAuth"});
         !status.ok()) {
       return status;
     }

@@ -14,8 +14,8 @@ absl::StatusOr<int> runForExitStatus(const std::vector<std::string>& argv, bool 
 absl::Status runProgram(const std::vector<std::string>& argv);
 
 // A throw-away PKI made with the openssl CLI at test time: a CA, a server certificate for
-// 127.0.0.1 and localhost, a client certificate (CN=capture-controller), and a second,
-// unrelated CA with a server certificate of its own.
+// 127.0.0.1, localhost and `extra_ips`, a client certificate (CN=capture-controller), and a
+// second, unrelated CA with a server certificate of its own.
 struct TestCertificates {
   std::string ca_cert;
   std::string server_cert;
@@ -26,6 +26,7 @@ struct TestCertificates {
   std::string other_server_cert;  // signed by other_ca_cert, for the same names
   std::string other_server_key;
 };
-absl::StatusOr<TestCertificates> generateTestCertificates(const std::string& dir);
+absl::StatusOr<TestCertificates> generateTestCertificates(
+    const std::string& dir, const std::vector<std::string>& extra_ips = {});
 
 }  // namespace fakeapi

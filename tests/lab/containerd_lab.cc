@@ -157,8 +157,8 @@ absl::Status waitForSocket(const std::string& dir, pid_t pid, milliseconds limit
                                 tail(readFile(dir + "/containerd.log")));
 }
 
-absl::Status removeAll(cri::RuntimeClient& client) {
-  auto list = client.listPodSandbox({});
+absl::Status removeAll(KubeletClient& client) {
+  auto list = client.listPodSandbox();
   if (!list.ok()) return list.status();
   absl::Status result;
   for (const auto& sandbox : list->items()) {
@@ -310,7 +310,7 @@ void reapSlot(int slot) {
     if (auto spawned = spawnContainerd(dir); spawned.ok()) pid = *spawned;
   }
   if (pid != 0 && waitForSocket(dir, pid, seconds(10)).ok()) {
-    cri::RuntimeClient client({socketOf(dir), seconds(30)});
+    KubeletClient client("unix://" + socketOf(dir), seconds(30));
     if (auto s = removeAll(client); !s.ok()) LOG(WARNING) << "reaping " << dir << ": " << s;
   }
   if (pid != 0) stopProcess(pid, "containerd");
@@ -479,11 +479,12 @@ absl::Status ContainerdLab::startContainerd(const std::string& pause_archive) {
   // pause-<key>.tar → capture-controller.test/pause:<key>
   const std::string key = fs::path(pause_archive).stem().string().substr(6);
   const std::string sandbox_image = std::string(kPauseRepository) + ":" + key;
-  const std::string snapshotter = overlayWorks(dir_) ? "overlayfs" : "native";
+  snapshotter_ = overlayWorks(dir_) ? "overlayfs" : "native";
   if (auto s = writeFile(dir_ + "/cni/net.d/10-lab.conflist", cniConfig(slot_, dir_)); !s.ok()) {
     return s;
   }
-  if (auto s = writeFile(dir_ + "/config.toml", containerdConfig(dir_, snapshotter, sandbox_image));
+  if (auto s =
+          writeFile(dir_ + "/config.toml", containerdConfig(dir_, snapshotter_, sandbox_image));
       !s.ok()) {
     return s;
   }
@@ -495,9 +496,10 @@ absl::Status ContainerdLab::startContainerd(const std::string& pause_archive) {
   if (auto s = waitForSocket(dir_, containerd_pid_, seconds(30)); !s.ok()) return s;
   client_ = std::make_unique<cri::RuntimeClient>(
       cri::RuntimeClientOptions{endpoint(), std::chrono::seconds(60)});
+  kubelet_ = std::make_unique<KubeletClient>(endpoint(), seconds(60));
 
   if (auto s = runChecked({"ctr", "--address", socket_, "-n", "k8s.io", "images", "import",
-                           "--snapshotter", snapshotter, "--base-name", kPauseRepository,
+                           "--snapshotter", snapshotter_, "--base-name", kPauseRepository,
                            pause_archive});
       !s.ok()) {
     return s.status();
@@ -507,7 +509,7 @@ absl::Status ContainerdLab::startContainerd(const std::string& pause_archive) {
   // loaded), and the CRI image store has seen the import (else RunPodSandbox tries to pull).
   std::string last;
   const auto ready_for_pods = [&] {
-    auto status = client_->status();
+    auto status = kubelet_->status();
     int ready = 0;
     if (status.ok()) {
       for (const auto& c : status->status().conditions()) {
@@ -518,7 +520,7 @@ absl::Status ContainerdLab::startContainerd(const std::string& pause_archive) {
       last = status.status().ToString();
     }
     if (ready != 2) return false;
-    auto image = client_->imageStatus(sandbox_image);
+    auto image = kubelet_->imageStatus(sandbox_image);
     if (image.ok() && image->has_image()) return true;
     last = "image " + sandbox_image + " not visible to CRI yet";
     return false;
@@ -530,18 +532,18 @@ absl::Status ContainerdLab::startContainerd(const std::string& pause_archive) {
 }
 
 ContainerdLab::~ContainerdLab() {
-  if (client_ != nullptr && testsupport::processLives(containerd_pid_)) {
-    if (auto s = removeAll(*client_); !s.ok()) LOG(WARNING) << "lab teardown: " << s;
+  if (kubelet_ != nullptr && testsupport::processLives(containerd_pid_)) {
+    if (auto s = removeAll(*kubelet_); !s.ok()) LOG(WARNING) << "lab teardown: " << s;
   }
   client_.reset();
+  kubelet_.reset();
   if (containerd_pid_ != 0) stopProcess(containerd_pid_, "containerd");
   removeSlotLeftovers(slot_);
   if (slot_lock_fd_ >= 0) ::close(slot_lock_fd_);
   slot_lock_fd_ = -1;
 }
 
-absl::StatusOr<Sandbox> ContainerdLab::runPodSandbox(PodSpec pod) {
-  if (pod.uid.empty()) pod.uid = newPodUid();
+runtime::v1::PodSandboxConfig ContainerdLab::sandboxConfig(const PodSpec& pod) const {
   runtime::v1::PodSandboxConfig config;
   auto* metadata = config.mutable_metadata();
   metadata->set_name(pod.name);
@@ -551,9 +553,7 @@ absl::StatusOr<Sandbox> ContainerdLab::runPodSandbox(PodSpec pod) {
   // The kubelet leaves the hostname empty for host-network pods (runc refuses to set one
   // without a UTS namespace of its own).
   if (!pod.host_network) config.set_hostname(pod.name);
-  const std::string log_dir = dir_ + "/pods/" + pod.namespace_ + "_" + pod.name + "_" + pod.uid;
-  fs::create_directories(log_dir);
-  config.set_log_directory(log_dir);
+  config.set_log_directory(dir_ + "/pods/" + pod.namespace_ + "_" + pod.name + "_" + pod.uid);
   auto& labels = *config.mutable_labels();
   labels["io.kubernetes.pod.name"] = pod.name;
   labels["io.kubernetes.pod.namespace"] = pod.namespace_;
@@ -565,10 +565,16 @@ absl::StatusOr<Sandbox> ContainerdLab::runPodSandbox(PodSpec pod) {
   namespaces->set_network(pod.host_network ? runtime::v1::NODE : runtime::v1::POD);
   namespaces->set_pid(runtime::v1::CONTAINER);
   namespaces->set_ipc(runtime::v1::POD);
+  return config;
+}
 
-  auto id = client_->runPodSandbox(config);
+absl::StatusOr<Sandbox> ContainerdLab::runPodSandbox(PodSpec pod) {
+  if (pod.uid.empty()) pod.uid = newPodUid();
+  const runtime::v1::PodSandboxConfig config = sandboxConfig(pod);
+  fs::create_directories(config.log_directory());
+  auto id = kubelet_->runPodSandbox(config);
   if (!id.ok()) return id.status();
-  auto status = client_->podSandboxStatus(*id, /*verbose=*/false);
+  auto status = kubelet_->podSandboxStatus(*id);
   if (!status.ok()) return status.status();
   if (status->status().state() != runtime::v1::SANDBOX_READY) {
     return absl::InternalError("RunPodSandbox returned " + *id + " but it is not READY");
@@ -577,11 +583,18 @@ absl::StatusOr<Sandbox> ContainerdLab::runPodSandbox(PodSpec pod) {
 }
 
 absl::Status ContainerdLab::stopPodSandbox(const std::string& id) {
-  return client_->stopPodSandbox(id);
+  return kubelet_->stopPodSandbox(id);
 }
 
 absl::Status ContainerdLab::removePodSandbox(const std::string& id) {
-  return client_->removePodSandbox(id);
+  return kubelet_->removePodSandbox(id);
+}
+
+absl::Status ContainerdLab::importImage(const std::string& archive) {
+  return runChecked({"ctr", "--address", socket_, "-n", "k8s.io", "images", "import",
+                     "--snapshotter", snapshotter_, archive},
+                    std::chrono::minutes(5))
+      .status();
 }
 
 std::string ContainerdLab::newPodUid() {

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cri/runtime_client.h"
+#include "tests/lab/kubelet_client.h"
 
 // A private, real containerd for end-to-end tests, driven the way the kubelet drives it.
 //
@@ -65,14 +66,22 @@ class ContainerdLab {
   const std::string& subnet() const { return subnet_; }    // e.g. 10.251.3.0/24
   const std::string& gateway() const { return gateway_; }  // the host's address on the bridge
   pid_t containerdPid() const { return containerd_pid_; }
-  // A client with a generous deadline, for playing the kubelet.
+  // The controller's own client, with a generous deadline.
   cri::RuntimeClient& client() { return *client_; }
+  // The calls only the kubelet makes, with a generous deadline.
+  KubeletClient& kubelet() { return *kubelet_; }
 
-  // RunPodSandbox with the kubelet's labels (io.kubernetes.pod.name/namespace/uid), metadata and
-  // namespace options; returns once the sandbox is READY, with its IP.
+  // What the kubelet sends for `pod` (whose uid is set): its labels
+  // (io.kubernetes.pod.name/namespace/uid), metadata, log directory, cgroup parent under the
+  // lab's and namespace options.
+  runtime::v1::PodSandboxConfig sandboxConfig(const PodSpec& pod) const;
+  // RunPodSandbox with sandboxConfig(pod); returns once the sandbox is READY, with its IP.
   absl::StatusOr<Sandbox> runPodSandbox(PodSpec pod);
   absl::Status stopPodSandbox(const std::string& id);
   absl::Status removePodSandbox(const std::string& id);
+  // `ctr images import` into the CRI namespace (k8s.io): an OCI or Docker archive, under the
+  // names it carries.
+  absl::Status importImage(const std::string& archive);
 
   static std::string newPodUid();
 
@@ -83,8 +92,10 @@ class ContainerdLab {
   int slot_;
   int slot_lock_fd_ = -1;
   std::string dir_, socket_, bridge_, subnet_, gateway_;
+  std::string snapshotter_;
   pid_t containerd_pid_ = 0;
   std::unique_ptr<cri::RuntimeClient> client_;
+  std::unique_ptr<KubeletClient> kubelet_;
 };
 
 // Tears down the leftovers of every lab whose process is gone (a crashed or killed test).

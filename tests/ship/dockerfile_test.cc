@@ -45,8 +45,10 @@ struct Stage {
 
 // Docker's own rules, as far as this Dockerfile needs them: '#' starts a comment line (also
 // inside a continued instruction), a trailing '\' continues the instruction on the next line.
+// Only ARG may come before the first FROM (it names what FROM lines use); those ARGs are the
+// first element, a Stage with an empty `from`.
 std::vector<Stage> parseDockerfile(const std::string& text) {
-  std::vector<Stage> stages;
+  std::vector<Stage> stages{Stage{}};
   std::istringstream lines(text);
   std::string line, pending;
   auto finish = [&](const std::string& instruction) {
@@ -61,7 +63,7 @@ std::vector<Stage> parseDockerfile(const std::string& text) {
     }
     if (parsed.keyword == "FROM") {
       stages.push_back(Stage{parsed.args, {}});
-    } else if (!stages.empty()) {
+    } else if (stages.size() > 1 || parsed.keyword == "ARG") {
       stages.back().instructions.push_back(parsed);
     } else {
       ADD_FAILURE() << "instruction before FROM: " << instruction;
@@ -82,7 +84,15 @@ std::vector<Stage> parseDockerfile(const std::string& text) {
   return stages;
 }
 
-std::vector<Stage> dockerfile() { return parseDockerfile(readRepoFile("Dockerfile")); }
+// The ARGs before the first FROM.
+Stage globalArgs() { return parseDockerfile(readRepoFile("Dockerfile")).front(); }
+
+// The build stages.
+std::vector<Stage> dockerfile() {
+  std::vector<Stage> stages = parseDockerfile(readRepoFile("Dockerfile"));
+  stages.erase(stages.begin());
+  return stages;
+}
 
 // Runs the awk program that `run` applies to packages.txt on the repository's packages.txt:
 // what the image build would install from it.
@@ -118,11 +128,14 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-TEST(Dockerfile, BuildsOnUbuntu2404InTwoStages) {
+// Both stages on BASE_IMAGE, ubuntu:24.04 unless the build says otherwise (tests/image builds on
+// a local Debian 12).
+TEST(Dockerfile, BuildsOnUbuntu2404InTwoStagesUnlessBaseImageIsGiven) {
+  EXPECT_EQ(globalArgs().args("ARG"), std::vector<std::string>{"BASE_IMAGE=ubuntu:24.04"});
   const auto stages = dockerfile();
   ASSERT_EQ(stages.size(), 2u);
-  EXPECT_EQ(stages[0].from, "ubuntu:24.04 AS builder");
-  EXPECT_EQ(stages[1].from, "ubuntu:24.04");
+  EXPECT_EQ(stages[0].from, "${BASE_IMAGE} AS builder");
+  EXPECT_EQ(stages[1].from, "${BASE_IMAGE}");
 }
 
 TEST(Dockerfile, BuilderInstallsExactlyTheBuildPackagesOfPackagesTxt) {
@@ -234,7 +247,8 @@ TEST(Dockerfile, CarriesOciLabels) {
   for (const std::string& label : stages[1].args("LABEL")) labels += label;
   for (const char* key :
        {"org.opencontainers.image.title=", "org.opencontainers.image.description=",
-        "org.opencontainers.image.version="}) {
+        "org.opencontainers.image.version=", "org.opencontainers.image.revision=",
+        "org.opencontainers.image.base.name=\"${BASE_IMAGE}\""}) {
     EXPECT_TRUE(contains(labels, key)) << key;
   }
 }
