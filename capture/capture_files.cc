@@ -14,7 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "capture/unique_fd.h"
+#include "proc/unique_fd.h"
 
 namespace capture {
 namespace {

@@ -45,7 +45,8 @@ nlohmann::json toJson(const CaptureStatus& status) {
 }
 
 Reconciler::Reconciler(CaptureOptions options, cri::SandboxResolver& resolver, k8s::PodLister& pods,
-                       k8s::EventSink& events, ProcessLauncher& launcher, const Clock& clock)
+                       k8s::EventSink& events, proc::ProcessLauncher& launcher,
+                       const base::Clock& clock)
     : options_(std::move(options)),
       resolver_(resolver),
       pods_(pods),
@@ -99,7 +100,7 @@ void Reconciler::noticeOnce(const std::string& pod_uid, const std::optional<k8s:
        desire.notice);
 }
 
-std::optional<Duration> Reconciler::reconcile(const std::string& pod_uid) {
+std::optional<base::Duration> Reconciler::reconcile(const std::string& pod_uid) {
   const std::optional<k8s::Pod> pod = pods_.get(pod_uid);
   if (!pod) host_network_pods_.erase(pod_uid);
   const Desire desire = desireOf(pod_uid, pod);
@@ -127,6 +128,8 @@ std::optional<Duration> Reconciler::reconcile(const std::string& pod_uid) {
 absl::StatusOr<Reconciler::Records::iterator> Reconciler::createRecord(const k8s::Pod& pod) {
   Record record;
   record.pod = k8s::referenceTo(pod);
+  // No jitter: the delays are exactly backoff_initial, twice that, ... up to backoff_max.
+  record.backoff = base::Backoff(options_.backoff_initial, options_.backoff_max, /*jitter=*/0);
 
   // A Pod recreated under the same name (a new UID: StatefulSets do this) takes over the
   // capture of its predecessor, whose reconcile may simply not have run yet.
@@ -171,7 +174,7 @@ const Reconciler::Record* Reconciler::holderOf(const std::string& file_base) con
   return nullptr;
 }
 
-std::optional<Duration> Reconciler::ensureRunning(Record& record, int files) {
+std::optional<base::Duration> Reconciler::ensureRunning(Record& record, int files) {
   if (!record.process) {
     record.files = files;
     if (auto wait = untilRetry(record)) return wait;
@@ -193,14 +196,15 @@ std::optional<Duration> Reconciler::ensureRunning(Record& record, int files) {
   return launch(record, *sandbox);
 }
 
-std::optional<Duration> Reconciler::untilRetry(const Record& record) const {
+std::optional<base::Duration> Reconciler::untilRetry(const Record& record) const {
   if (record.state != CaptureState::kBackoff) return std::nullopt;
-  const auto left = std::chrono::ceil<Duration>(record.retry_at - clock_.now());
-  if (left <= Duration::zero()) return std::nullopt;
+  const auto left = std::chrono::ceil<base::Duration>(record.retry_at - clock_.now());
+  if (left <= base::Duration::zero()) return std::nullopt;
   return left;
 }
 
-std::optional<Duration> Reconciler::onResolveFailure(Record& record, const absl::Status& status) {
+std::optional<base::Duration> Reconciler::onResolveFailure(Record& record,
+                                                           const absl::Status& status) {
   switch (cri::failureOf(status)) {
     case cri::ResolveFailure::kHostNetwork: {
       // spec.hostNetwork is immutable, so the runtime's word holds for the Pod's lifetime.
@@ -231,8 +235,8 @@ std::optional<Duration> Reconciler::onResolveFailure(Record& record, const absl:
   }
 }
 
-std::optional<Duration> Reconciler::launch(Record& record, const cri::SandboxInfo& sandbox) {
-  LaunchSpec spec;
+std::optional<base::Duration> Reconciler::launch(Record& record, const cri::SandboxInfo& sandbox) {
+  proc::LaunchSpec spec;
   spec.owner = record.pod.uid;
   spec.argv = options_.tcpdump.argv(record.files, files_.pathOf(record.file_base));
   spec.netns_path = sandbox.netns_path;
@@ -279,7 +283,7 @@ void Reconciler::prepareRestart(Record& record, const cri::SandboxInfo& sandbox,
   // are the same failure, backed off and reported once.
   record.sandbox_id = sandbox.id;
   record.netns_path = sandbox.netns_path;
-  record.failures = 0;
+  record.backoff.reset();
   record.last_failure_reported.clear();
   record.next_start = NextStart::kAnnounceRestart;
   // A restart still pending (tcpdump's exit, an earlier change) is part of this one's story.
@@ -287,14 +291,14 @@ void Reconciler::prepareRestart(Record& record, const cri::SandboxInfo& sandbox,
   record.restart_reason = std::move(why);
 }
 
-void Reconciler::recordExit(const ProcessExit& exit) {
+void Reconciler::recordExit(const proc::ProcessExit& exit) {
   auto it = records_.find(exit.owner);
   if (it == records_.end() || it->second.process != exit.id) return;  // already stopped
   Record& record = it->second;
   record.process.reset();
   record.pid = 0;
   if (clock_.now() - record.started_at >= options_.stable_after) {
-    record.failures = 0;
+    record.backoff.reset();
     record.last_failure_reported.clear();
   }
   std::string message = absl::StrCat("tcpdump ", exit.status.describe());
@@ -333,10 +337,9 @@ bool Reconciler::sandboxWentAway(const Record& record) {
   }
 }
 
-Duration Reconciler::fail(Record& record, const std::string& message) {
+base::Duration Reconciler::fail(Record& record, const std::string& message) {
   ++stats_.failed;
-  ++record.failures;
-  const Duration delay = backoff(record.failures);
+  const base::Duration delay = record.backoff.next();
   record.state = CaptureState::kBackoff;
   record.retry_at = clock_.now() + delay;
   record.last_error = message;
@@ -346,12 +349,6 @@ Duration Reconciler::fail(Record& record, const std::string& message) {
          absl::StrCat(message, "; retrying with backoff"));
   }
   return delay;
-}
-
-Duration Reconciler::backoff(int failures) const {
-  Duration delay = options_.backoff_initial;
-  for (int i = 1; i < failures && delay < options_.backoff_max; ++i) delay *= 2;
-  return std::min(delay, options_.backoff_max);
 }
 
 void Reconciler::endCapture(Records::iterator it, const std::string& why) {

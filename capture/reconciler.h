@@ -11,14 +11,15 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/backoff.h"
+#include "base/clock.h"
 #include "capture/annotation.h"
 #include "capture/capture_files.h"
-#include "capture/clock.h"
-#include "capture/process_launcher.h"
 #include "capture/tcpdump.h"
 #include "cri/sandbox_resolver.h"
 #include "k8s/event_sink.h"
 #include "k8s/pod.h"
+#include "proc/process_launcher.h"
 
 namespace capture {
 
@@ -34,13 +35,13 @@ struct CaptureOptions {
   std::string capture_dir = "/";
   int max_files = kDefaultMaxCaptureFiles;
   TcpdumpCommand tcpdump;  // from probeTcpdump() in production
-  Duration resync_period = std::chrono::seconds(10);
-  Duration sandbox_retry = std::chrono::seconds(2);  // a Pod whose sandbox is not READY yet
-  Duration backoff_initial = std::chrono::seconds(1);
-  Duration backoff_max = std::chrono::minutes(5);
-  Duration stable_after = std::chrono::minutes(1);  // a tcpdump that ran this long starts its
-                                                    // next backoff from the beginning
-  Duration stop_grace = std::chrono::seconds(5);    // SIGTERM to SIGKILL
+  base::Duration resync_period = std::chrono::seconds(10);
+  base::Duration sandbox_retry = std::chrono::seconds(2);  // a Pod whose sandbox is not READY yet
+  base::Duration backoff_initial = std::chrono::seconds(1);
+  base::Duration backoff_max = std::chrono::minutes(5);
+  base::Duration stable_after = std::chrono::minutes(1);  // a tcpdump that ran this long starts its
+                                                          // next backoff from the beginning
+  base::Duration stop_grace = std::chrono::seconds(5);    // SIGTERM to SIGKILL
 };
 
 enum class CaptureState {
@@ -95,19 +96,19 @@ struct CaptureStats {
 // tcpdump's own exit keeps them (tcpdump rewrites them in turn). A controller's start deletes
 // every capture file it finds (startFresh()).
 //
-// Not thread-safe, by design: one worker thread (the Controller's) owns it and all capture
+// Not thread-safe, by design: one worker thread (the CaptureWorker's) owns it and all capture
 // state. It forks tcpdump from that thread too, which keeps PR_SET_PDEATHSIG meaningful.
 class Reconciler {
  public:
   Reconciler(CaptureOptions options, cri::SandboxResolver& resolver, k8s::PodLister& pods,
-             k8s::EventSink& events, ProcessLauncher& launcher, const Clock& clock);
+             k8s::EventSink& events, proc::ProcessLauncher& launcher, const base::Clock& clock);
 
   // Returns when to look at this Pod again; nullopt: on its next change or the next resync.
-  std::optional<Duration> reconcile(const std::string& pod_uid);
+  std::optional<base::Duration> reconcile(const std::string& pod_uid);
 
-  // A tcpdump ended by itself (from ProcessLauncher's exit handler, via the worker). Exits of
+  // A tcpdump ended by itself (from proc::ProcessLauncher's exit handler, via the worker). Exits of
   // processes the record no longer holds are ignored.
-  void recordExit(const ProcessExit& exit);
+  void recordExit(const proc::ProcessExit& exit);
 
   // At start-up, before any capture runs: deletes every capture file in the directory (what
   // an earlier run left: no tcpdump of ours writes them any more, and a restarted controller
@@ -131,14 +132,14 @@ class Reconciler {
     std::string file_note;  // why the name is not capture-<pod>.pcap, for the Event
     int files = 0;
     CaptureState state = CaptureState::kPending;
-    std::optional<ProcessId> process;
+    std::optional<proc::ProcessId> process;
     pid_t pid = 0;
-    TimePoint started_at;
+    base::TimePoint started_at;
     std::string sandbox_id;  // the sandbox the capture is bound to: where tcpdump runs, or
                              // where its next start goes; empty until its first start
     std::string netns_path;
-    int failures = 0;  // consecutive, for the backoff
-    TimePoint retry_at;
+    base::Backoff backoff{base::Duration(1), base::Duration(1), 0};  // set by createRecord()
+    base::TimePoint retry_at;
     std::string last_failure_reported;
     NextStart next_start = NextStart::kAnnounce;
     std::string restart_reason;
@@ -164,21 +165,20 @@ class Reconciler {
   // The record whose capture writes this file base, if any. A scan: a node has at most a few
   // hundred captures, and names are chosen only when a capture begins.
   const Record* holderOf(const std::string& file_base) const;
-  std::optional<Duration> ensureRunning(Record& record, int files);
-  std::optional<Duration> untilRetry(const Record& record) const;
-  std::optional<Duration> onResolveFailure(Record& record, const absl::Status& status);
-  std::optional<Duration> launch(Record& record, const cri::SandboxInfo& sandbox);
+  std::optional<base::Duration> ensureRunning(Record& record, int files);
+  std::optional<base::Duration> untilRetry(const Record& record) const;
+  std::optional<base::Duration> onResolveFailure(Record& record, const absl::Status& status);
+  std::optional<base::Duration> launch(Record& record, const cri::SandboxInfo& sandbox);
   // Before a start that replaces the capture (new sandbox or N): stops tcpdump, deletes the old
   // files, binds the record to `sandbox`, starts the backoff afresh and announces the restart.
   void prepareRestart(Record& record, const cri::SandboxInfo& sandbox, std::string why);
   // After tcpdump's exit: whether the sandbox it captured is no longer the Pod's READY one.
   bool sandboxWentAway(const Record& record);
-  Duration fail(Record& record, const std::string& message);
+  base::Duration fail(Record& record, const std::string& message);
   void endCapture(Records::iterator it, const std::string& why);
   void stopProcess(Record& record);
   std::string deleteFiles(const Record& record);
   std::string describeCapture(const Record& record) const;
-  Duration backoff(int failures) const;
   void emit(const k8s::ObjectReference& pod, k8s::EventType type, const char* reason,
             const std::string& message);
 
@@ -186,8 +186,8 @@ class Reconciler {
   cri::SandboxResolver& resolver_;
   k8s::PodLister& pods_;
   k8s::EventSink& events_;
-  ProcessLauncher& launcher_;
-  const Clock& clock_;
+  proc::ProcessLauncher& launcher_;
+  const base::Clock& clock_;
   const CaptureFiles files_;
 
   Records records_;                             // by Pod UID

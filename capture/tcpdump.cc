@@ -5,8 +5,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "capture/spawn.h"
 #include "glog/logging.h"
+#include "proc/spawn.h"
 
 namespace capture {
 namespace {
@@ -40,9 +40,9 @@ std::vector<std::string> TcpdumpCommand::argv(int files, const std::string& file
   return {path, "-C", file_size, "-W", std::to_string(files), "-w", file_path, "-Z", "root", "-U"};
 }
 
-absl::StatusOr<TcpdumpCommand> probeTcpdump(const std::string& path, Duration timeout) {
+absl::StatusOr<TcpdumpCommand> probeTcpdump(const std::string& path, base::Duration timeout) {
   const auto run = [&](std::vector<std::string> argv) {
-    return runToCompletion(SpawnSpec{std::move(argv), {"LC_ALL=C"}, -1}, timeout);
+    return proc::runToCompletion(proc::SpawnSpec{std::move(argv), {"LC_ALL=C"}, -1}, timeout);
   };
   auto with_suffix = run({path, "-C", "1M", "--version"});
   if (!with_suffix.ok()) {

@@ -5,7 +5,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "capture/clock.h"
+#include "base/clock.h"
 
 namespace capture {
 
@@ -40,6 +40,6 @@ std::string tcpdumpErrorLines(absl::string_view stderr_tail);
 // fails ("invalid file size") before --version prints and exits 0. Falls back to "1" when only
 // `<path> --version` succeeds; fails when tcpdump does not run at all.
 absl::StatusOr<TcpdumpCommand> probeTcpdump(const std::string& path,
-                                            Duration timeout = std::chrono::seconds(10));
+                                            base::Duration timeout = std::chrono::seconds(10));
 
 }  // namespace capture

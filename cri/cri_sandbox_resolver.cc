@@ -1,11 +1,9 @@
 #include "cri/cri_sandbox_resolver.h"
 
-#include <linux/magic.h>
-#include <sys/statfs.h>
-
 #include <string>
 
 #include "cri/sandbox_status.h"
+#include "proc/netns.h"
 
 namespace cri {
 
@@ -16,17 +14,6 @@ constexpr char kPodNameLabel[] = "io.kubernetes.pod.name";
 // Bounds the cache of resolved sandboxes without tracking pod deletions: far above the pods
 // of one node, and refilling it costs one PodSandboxStatus per live capture.
 constexpr size_t kMaxCachedSandboxes = 4096;
-
-namespace {
-
-// The check containerd makes for netNamespaceClosed: the path is still a mounted namespace.
-bool isNamespaceMount(const std::string& path) {
-  struct statfs fs {};
-  return ::statfs(path.c_str(), &fs) == 0 &&
-         fs.f_type == static_cast<decltype(fs.f_type)>(NSFS_MAGIC);
-}
-
-}  // namespace
 
 absl::StatusOr<SandboxInfo> CriSandboxResolver::resolve(std::string_view pod_uid) {
   runtime::v1::PodSandboxFilter filter;
@@ -54,7 +41,7 @@ absl::StatusOr<SandboxInfo> CriSandboxResolver::resolveFiltered(
     if (auto cached = by_sandbox_id_.find(id); cached != by_sandbox_id_.end()) {
       // A netns removed under a READY sandbox (or one we cannot see) goes back to containerd,
       // which says why.
-      if (isNamespaceMount(cached->second.netns_path)) return cached->second;
+      if (proc::isNetworkNamespace(cached->second.netns_path)) return cached->second;
       by_sandbox_id_.erase(cached);
     }
   }

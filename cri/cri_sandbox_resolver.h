@@ -17,7 +17,7 @@ namespace cri {
 //   2. PodSandboxStatus(verbose) of the newest READY one, for its netns path and pid.
 // The second call is skipped for a sandbox already resolved: a sandbox's netns, pid and IP are
 // fixed for its life, one that stopped shows as NOTREADY in the list, and a netns removed under
-// a READY one fails the same statfs check that containerd's netNamespaceClosed makes, sending
+// a READY one fails the same nsfs check that containerd's netNamespaceClosed makes, sending
 // the resolve back to containerd. That verbose call is most of a resolve's cost (containerd
 // encodes the whole OCI spec as JSON): see bench_cri_resolve. Thread-safe.
 class CriSandboxResolver : public SandboxResolver {

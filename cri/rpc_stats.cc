@@ -1,20 +1,11 @@
 #include "cri/rpc_stats.h"
 
 #include <algorithm>
-#include <charconv>
 #include <sstream>
 
+#include "base/prometheus_text.h"
+
 namespace cri {
-namespace {
-
-// The shortest text that reads back as the same double. A latency sum grows for as long as the
-// controller runs, and rate() over it needs every digit, not the stream's default 6.
-std::string roundTrip(double value) {
-  char buffer[32];
-  return std::string(buffer, std::to_chars(buffer, buffer + sizeof(buffer), value).ptr);
-}
-
-}  // namespace
 
 void RpcStats::record(std::string_view method, std::chrono::nanoseconds latency, bool ok) {
   const double seconds = std::chrono::duration<double>(latency).count();
@@ -50,32 +41,26 @@ std::vector<RpcStats::Snapshot> RpcStats::snapshot() const {
 std::string RpcStats::prometheusText(std::string_view prefix) const {
   const std::vector<Snapshot> snapshots = snapshot();
   const std::string p(prefix);
-  std::ostringstream out;
-  out << "# HELP " << p << "_requests_total CRI calls, by method.\n"
-      << "# TYPE " << p << "_requests_total counter\n";
+  const auto method = [](const Snapshot& s) { return "method=\"" + s.method + "\""; };
+  base::PrometheusText text;
+  text.family(p + "_requests_total", "counter", "CRI calls, by method.");
+  for (const auto& s : snapshots) text.sample(p + "_requests_total", method(s), s.calls);
+  text.family(p + "_request_errors_total", "counter", "CRI calls that failed, by method.");
+  for (const auto& s : snapshots) text.sample(p + "_request_errors_total", method(s), s.errors);
+  const std::string latency = p + "_request_duration_seconds";
+  text.family(latency, "histogram", "CRI call latency, by method.");
   for (const auto& s : snapshots) {
-    out << p << "_requests_total{method=\"" << s.method << "\"} " << s.calls << "\n";
-  }
-  out << "# HELP " << p << "_request_errors_total CRI calls that failed, by method.\n"
-      << "# TYPE " << p << "_request_errors_total counter\n";
-  for (const auto& s : snapshots) {
-    out << p << "_request_errors_total{method=\"" << s.method << "\"} " << s.errors << "\n";
-  }
-  out << "# HELP " << p << "_request_duration_seconds CRI call latency, by method.\n"
-      << "# TYPE " << p << "_request_duration_seconds histogram\n";
-  for (const auto& s : snapshots) {
-    const std::string labels = "{method=\"" + s.method + "\",le=\"";
     for (size_t i = 0; i < kBucketBoundsSeconds.size(); ++i) {
-      out << p << "_request_duration_seconds_bucket" << labels << kBucketBoundsSeconds[i] << "\"} "
-          << s.cumulative_buckets[i] << "\n";
+      std::ostringstream bound;  // 0.0005, 1, 2.5: the stream's shortest form
+      bound << kBucketBoundsSeconds[i];
+      text.sample(latency + "_bucket", method(s) + ",le=\"" + bound.str() + "\"",
+                  s.cumulative_buckets[i]);
     }
-    out << p << "_request_duration_seconds_bucket" << labels << "+Inf\"} " << s.calls << "\n"
-        << p << "_request_duration_seconds_sum{method=\"" << s.method << "\"} "
-        << roundTrip(s.latency_sum_seconds) << "\n"
-        << p << "_request_duration_seconds_count{method=\"" << s.method << "\"} " << s.calls
-        << "\n";
+    text.sample(latency + "_bucket", method(s) + ",le=\"+Inf\"", s.calls)
+        .sample(latency + "_sum", method(s), s.latency_sum_seconds)
+        .sample(latency + "_count", method(s), s.calls);
   }
-  return out.str();
+  return text.text();
 }
 
 }  // namespace cri

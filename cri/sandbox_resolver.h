@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 #include "cri/sandbox_info.h"
 
 namespace cri {
@@ -22,11 +23,77 @@ enum class ResolveFailure {
   kOther,               // any other runtime error
 };
 
+inline const char* toString(ResolveFailure failure) {
+  switch (failure) {
+    case ResolveFailure::kNone:
+      return "None";
+    case ResolveFailure::kRuntimeUnavailable:
+      return "RuntimeUnavailable";
+    case ResolveFailure::kNoSandbox:
+      return "NoSandbox";
+    case ResolveFailure::kNoReadySandbox:
+      return "NoReadySandbox";
+    case ResolveFailure::kHostNetwork:
+      return "HostNetwork";
+    case ResolveFailure::kNetnsClosed:
+      return "NetnsClosed";
+    case ResolveFailure::kMalformedStatus:
+      return "MalformedStatus";
+    case ResolveFailure::kOther:
+      return "Other";
+  }
+  return "Other";
+}
+
+namespace internal {
+
+// The payload key under which a Status carries its ResolveFailure.
+inline constexpr char kFailureUrl[] = "type.capture-controller/cri.ResolveFailure";
+
+inline absl::StatusCode codeFor(ResolveFailure failure) {
+  switch (failure) {
+    case ResolveFailure::kNone:
+      return absl::StatusCode::kOk;
+    case ResolveFailure::kRuntimeUnavailable:
+      return absl::StatusCode::kUnavailable;
+    case ResolveFailure::kNoSandbox:
+      return absl::StatusCode::kNotFound;
+    case ResolveFailure::kNoReadySandbox:
+    case ResolveFailure::kNetnsClosed:
+      return absl::StatusCode::kFailedPrecondition;
+    case ResolveFailure::kHostNetwork:
+      return absl::StatusCode::kInvalidArgument;
+    case ResolveFailure::kMalformedStatus:
+      return absl::StatusCode::kDataLoss;
+    case ResolveFailure::kOther:
+      return absl::StatusCode::kUnknown;
+  }
+  return absl::StatusCode::kUnknown;
+}
+
+}  // namespace internal
+
 // Builds a Status that carries `failure`, so that failureOf() can read it back. Fakes use it
 // too, so that code under test sees the same errors as from the real resolver.
-absl::Status resolveError(ResolveFailure failure, std::string_view message);
-ResolveFailure failureOf(const absl::Status& status);
-const char* toString(ResolveFailure failure);
+inline absl::Status resolveError(ResolveFailure failure, std::string_view message) {
+  if (failure == ResolveFailure::kNone) return absl::OkStatus();
+  absl::Status status(internal::codeFor(failure), std::string(message));
+  status.SetPayload(internal::kFailureUrl, absl::Cord(toString(failure)));
+  return status;
+}
+
+inline ResolveFailure failureOf(const absl::Status& status) {
+  if (status.ok()) return ResolveFailure::kNone;
+  if (auto payload = status.GetPayload(internal::kFailureUrl)) {
+    // Every failure between kNone and kOther, so that a new one cannot be forgotten here.
+    for (int i = static_cast<int>(ResolveFailure::kNone) + 1;
+         i < static_cast<int>(ResolveFailure::kOther); ++i) {
+      const auto failure = static_cast<ResolveFailure>(i);
+      if (*payload == toString(failure)) return failure;
+    }
+  }
+  return ResolveFailure::kOther;
+}
 
 // Maps a pod UID to its live sandbox. The seam between the capture engine and the runtime:
 // the real one speaks CRI to containerd, tests use a map they edit.

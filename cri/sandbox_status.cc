@@ -3,13 +3,14 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "base/short_id.h"
 #include "cri/sandbox_resolver.h"
 
 namespace cri {
-namespace {
 
-// crictl's short form of a sandbox ID.
-std::string shortId(const std::string& id) { return id.substr(0, 13); }
+using base::shortId;
+
+namespace {
 
 // The parts of containerd's verbose info that we use, or the reason it cannot be used.
 struct VerboseInfo {

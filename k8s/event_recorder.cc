@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "k8s/backoff.h"
-#include "k8s/thread_step.h"
+#include "base/backoff.h"
+#include "base/thread_step.h"
 
 namespace k8s {
 namespace {
@@ -38,7 +38,7 @@ std::string eventsPath(const std::string& namespace_) {
 }  // namespace
 
 EventRecorder::EventRecorder(const ClusterConfig& config, EventRecorderOptions options)
-    : options_(std::move(options)), http_(config, options_.http) {
+    : options_(std::move(options)), http_(config, options_.http), queue_(options_.queue_capacity) {
   worker_ = std::thread([this] { run(); });
 }
 
@@ -46,35 +46,22 @@ EventRecorder::~EventRecorder() { stop(); }
 
 void EventRecorder::emit(const ObjectReference& object, EventType type, std::string_view reason,
                          std::string_view message) {
-  std::unique_lock lock(mutex_);
-  if (stopping_ || queue_.size() >= options_.queue_capacity) {
+  if (!queue_.push(Pending{object, type, std::string(reason), std::string(message),
+                           std::chrono::system_clock::now()})) {
     dropped_++;
-    lock.unlock();
     LOG_EVERY_N(WARNING, 100) << "Event queue full (or stopped): dropped " << reason << " for "
                               << object.namespace_ << "/" << object.name << " (" << google::COUNTER
                               << " dropped so far)";
-    return;
   }
-  queue_.push_back(Pending{object, type, std::string(reason), std::string(message),
-                           std::chrono::system_clock::now()});
-  lock.unlock();
-  changed_.notify_all();
 }
 
 bool EventRecorder::flush(std::chrono::steady_clock::duration timeout) {
-  std::unique_lock lock(mutex_);
-  return changed_.wait_for(lock, timeout, [this] { return queue_.empty() && !busy_; });
+  return queue_.waitDrained(timeout);
 }
 
 void EventRecorder::stop() {
-  size_t abandoned = 0;
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_ && !worker_.joinable()) return;
-    stopping_ = true;
-    abandoned = queue_.size();
-  }
-  changed_.notify_all();
+  if (queue_.closed() && !worker_.joinable()) return;
+  const size_t abandoned = queue_.close();
   cancel_.cancel();
   if (worker_.joinable()) worker_.join();
   if (abandoned > 0) LOG(WARNING) << "stopping: " << abandoned << " Events not sent";
@@ -85,22 +72,9 @@ EventRecorderStats EventRecorder::stats() const {
 }
 
 void EventRecorder::run() {
-  for (;;) {
-    Pending event;
-    {
-      std::unique_lock lock(mutex_);
-      changed_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (stopping_) return;
-      event = std::move(queue_.front());
-      queue_.pop_front();
-      busy_ = true;
-    }
-    if (!runThreadStep("Event recorder", [&] { record(event); })) failed_++;
-    {
-      std::lock_guard lock(mutex_);
-      busy_ = false;
-    }
-    changed_.notify_all();
+  while (std::optional<Pending> event = queue_.pop()) {
+    if (!base::runThreadStep("Event recorder", [&] { record(*event); })) failed_++;
+    queue_.done();
   }
 }
 
@@ -164,7 +138,7 @@ void EventRecorder::record(const Pending& event) {
 
 EventRecorder::Outcome EventRecorder::send(std::string_view method, const std::string& path,
                                            const std::string& body, std::string_view content_type) {
-  Backoff backoff(options_.initial_retry_delay, options_.max_retry_delay);
+  base::Backoff backoff(options_.initial_retry_delay, options_.max_retry_delay);
   for (int attempt = 1;; ++attempt) {
     auto response = http_.request(method, path, body, content_type, &cancel_);
     if (cancel_.cancelled()) return Outcome::kGiveUp;
@@ -178,9 +152,7 @@ EventRecorder::Outcome EventRecorder::send(std::string_view method, const std::s
                    << error;
       return Outcome::kGiveUp;
     }
-    std::unique_lock lock(mutex_);
-    changed_.wait_for(lock, backoff.next(), [this] { return stopping_; });
-    if (stopping_) return Outcome::kGiveUp;
+    if (queue_.waitClosed(backoff.next())) return Outcome::kGiveUp;
   }
 }
 

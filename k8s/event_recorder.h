@@ -2,15 +2,14 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <list>
 #include <map>
 #include <mutex>
 #include <string>
 #include <thread>
 
+#include "base/blocking_queue.h"
 #include "k8s/event_sink.h"
 #include "k8s/http_client.h"
 #include "k8s/kube_config.h"
@@ -91,11 +90,7 @@ class EventRecorder : public EventSink {
   HttpClient http_;
   Cancellation cancel_;
 
-  mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  std::deque<Pending> queue_;
-  bool busy_ = false;
-  bool stopping_ = false;
+  base::BlockingQueue<Pending> queue_;
 
   // Touched only by the worker thread.
   std::list<AggregationKey> recent_;  // most recent first

@@ -5,8 +5,8 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "k8s/backoff.h"
-#include "k8s/thread_step.h"
+#include "base/backoff.h"
+#include "base/thread_step.h"
 #include "k8s/watch_stream_parser.h"
 
 namespace k8s {
@@ -42,11 +42,7 @@ void PodInformer::start() {
 }
 
 void PodInformer::stop() {
-  {
-    std::lock_guard lock(queue_mutex_);
-    stopping_ = true;
-  }
-  queue_changed_.notify_all();
+  queue_.close();
   cancel_.cancel();  // aborts a list or watch in flight, at once
   if (watcher_.joinable()) watcher_.join();
   if (dispatcher_.joinable()) dispatcher_.join();
@@ -76,15 +72,12 @@ std::string PodInformer::selector() const {
   return "fieldSelector=" + urlEncode("spec.nodeName=" + options_.node_name);
 }
 
-void PodInformer::pause(std::chrono::milliseconds delay) {
-  std::unique_lock lock(queue_mutex_);
-  queue_changed_.wait_for(lock, delay, [this] { return stopping_; });
-}
+void PodInformer::pause(std::chrono::milliseconds delay) { queue_.waitClosed(delay); }
 
 void PodInformer::runWatcher() {
-  WatcherState state{Backoff(options_.initial_backoff, options_.max_backoff)};
+  WatcherState state{base::Backoff(options_.initial_backoff, options_.max_backoff)};
   while (!cancel_.cancelled()) {
-    if (!runThreadStep("Pod watcher", [&] { listOrWatch(state); })) {
+    if (!base::runThreadStep("Pod watcher", [&] { listOrWatch(state); })) {
       // Where it stopped is unknown: start over from a list.
       state.need_list = true;
       pause(state.backoff.next());
@@ -260,25 +253,12 @@ PodInformer::WatchEnd PodInformer::watchFrom(std::string& resource_version) {
   return WatchEnd::kTimedOut;
 }
 
-void PodInformer::observe(Observation observation) {
-  {
-    std::lock_guard lock(queue_mutex_);
-    queue_.push_back(std::move(observation));
-  }
-  queue_changed_.notify_all();
-}
+void PodInformer::observe(Observation observation) { queue_.push(std::move(observation)); }
 
 void PodInformer::runDispatcher() {
-  for (;;) {
-    Observation observation;
-    {
-      std::unique_lock lock(queue_mutex_);
-      queue_changed_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (stopping_) return;
-      observation = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    runThreadStep("Pod dispatcher", [&] { apply(std::move(observation)); });
+  while (std::optional<Observation> observation = queue_.pop()) {
+    base::runThreadStep("Pod dispatcher", [&] { apply(*std::move(observation)); });
+    queue_.done();
   }
 }
 
@@ -311,7 +291,7 @@ void PodInformer::deliver(const PodChange& change) {
   changes_delivered_++;
   if (handler_ == nullptr) return;
   // One change that the handler fails on must not cost the rest of a list, nor the sync.
-  runThreadStep("Pod handler", [&] {
+  base::runThreadStep("Pod handler", [&] {
     switch (change.kind) {
       case PodChange::Kind::kAdd:
         handler_->onAdd(change.new_pod);

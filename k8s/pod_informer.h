@@ -4,7 +4,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -12,7 +11,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "k8s/backoff.h"
+#include "base/backoff.h"
+#include "base/blocking_queue.h"
 #include "k8s/http_client.h"
 #include "k8s/kube_config.h"
 #include "k8s/pod.h"
@@ -95,7 +95,7 @@ class PodInformer : public PodLister {
 
   // What the watcher carries from one list or watch to the next.
   struct WatcherState {
-    Backoff backoff;
+    base::Backoff backoff;
     bool need_list = true;
     bool first_watch = true;
     std::string resource_version = {};
@@ -119,10 +119,7 @@ class PodInformer : public PodLister {
   PodCache cache_;
   Cancellation cancel_;
 
-  std::mutex queue_mutex_;
-  std::condition_variable queue_changed_;
-  std::deque<Observation> queue_;
-  bool stopping_ = false;  // guarded by queue_mutex_
+  base::BlockingQueue<Observation> queue_;  // closed at stop()
 
   mutable std::mutex sync_mutex_;
   mutable std::condition_variable sync_changed_;

@@ -10,16 +10,21 @@
 
 #include "capture/annotation.h"
 #include "capture/capture_files.h"
-#include "capture/netns_launcher.h"
 #include "capture/reconciler.h"
-#include "capture/spawn.h"
+#include "proc/netns_launcher.h"
+#include "proc/spawn.h"
 #include "tests/capture/fakes.h"
-#include "tests/capture/netns_fixture.h"
+#include "tests/proc/netns_fixture.h"
 
 namespace capture {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace capture::testing;
+using proc::NetnsLauncher;
+using proc::runToCompletion;
+using proc::SpawnSpec;
+using proc::testing::TestNetns;
 
 void BM_ParseCaptureAnnotation(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(parseCaptureAnnotation("7", 10));
@@ -156,7 +161,7 @@ void BM_TcpdumpStartToFirstFile(benchmark::State& state) {
     state.SkipWithError("needs root (network namespaces)");
     return;
   }
-  testing::TestNetns netns;
+  TestNetns netns;
   auto tcpdump = probeTcpdump(kDefaultTcpdumpPath);
   auto launcher = NetnsLauncher::create({});
   if (!netns.ok() || !tcpdump.ok() || !launcher.ok()) {

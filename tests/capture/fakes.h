@@ -14,17 +14,27 @@
 #include <thread>
 #include <vector>
 
-#include "capture/clock.h"
-#include "capture/process_launcher.h"
+#include "base/clock.h"
 #include "cri/sandbox_resolver.h"
 #include "k8s/event_sink.h"
 #include "k8s/pod.h"
+#include "proc/process_launcher.h"
 #include "tests/support/files.h"
 #include "tests/support/wait.h"
 
-// Fakes of the capture engine's seams. Each is thread-safe, because the Controller calls them
-// from its worker while the test thread edits them.
+// Fakes of the capture policy's seams. Each is thread-safe, because the CaptureWorker calls them
+// from its worker thread while the test thread edits them.
 namespace capture::testing {
+
+using base::Clock;
+using base::Duration;
+using base::TimePoint;
+using proc::ExitStatus;
+using proc::LaunchedProcess;
+using proc::LaunchSpec;
+using proc::ProcessExit;
+using proc::ProcessId;
+using proc::ProcessLauncher;
 
 inline k8s::Pod makePod(std::string uid, std::string ns, std::string name,
                         std::optional<std::string> annotation, std::string node = "node-1") {
@@ -132,7 +142,7 @@ class FakeEventSink : public k8s::EventSink {
     }
     return out;
   }
-  // The first event with `reason`, waiting for it up to 10 s: a Controller emits from its
+  // The first event with `reason`, waiting for it up to 10 s: a CaptureWorker emits from its
   // worker, after the launcher already shows the process a test may have waited for.
   std::optional<RecordedEvent> waitFor(const std::string& reason) const {
     std::optional<RecordedEvent> found;

@@ -12,6 +12,10 @@ namespace capture {
 namespace {
 
 using namespace std::chrono_literals;
+using base::Duration;
+using proc::ExitStatus;
+using proc::ProcessExit;
+using proc::ProcessId;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;

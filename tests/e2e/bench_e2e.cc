@@ -306,7 +306,7 @@ void BM_ControllerMemoryWithPods(benchmark::State& state) {
       state.SkipWithError(std::string(controller.status().message()).c_str());
       return;
     }
-    // The line main.cc logs once the list is in and the captures' worker runs.
+    // The line run_command.cc logs once the list is in and the captures' worker runs.
     const auto synced = timeUntil(
         start, [&] { return (*controller)->log().find("ready: capturing") != std::string::npos; },
         10ms);

@@ -20,7 +20,7 @@ CommandResult runBinary(const std::string& args) {
 TEST(CommandLine, HelpSpellsEveryFlagWithDashesAsTheDaemonSetDoes) {
   const CommandResult help = runBinary("--help");
   ASSERT_EQ(help.exit_code, 0) << help.output;
-  const std::set<std::string> flags = binaryFlags("main.cc");
+  const std::set<std::string> flags = binaryFlags("cmd/capture-controller/flags.cc");
   ASSERT_TRUE(flags.contains("capture_dir")) << "no flag list from --helpxml";
   for (const std::string& name : flags) {
     std::string dashed = name;

@@ -306,7 +306,7 @@ TEST(RuntimePackages, DerivedFromTheBuiltBinaryAreInstalledLibraryPackages) {
     EXPECT_EQ(status.output, "install ok installed") << package;
     EXPECT_FALSE(package.ends_with("-dev")) << package;
   }
-  // What main.cc links today, whatever the distribution calls the packages.
+  // What the binary links today, whatever the distribution calls the packages.
   auto any = [&](const std::string& part) {
     return std::any_of(packages.begin(), packages.end(),
                        [&](const std::string& p) { return contains(p, part); });

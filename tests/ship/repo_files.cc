@@ -92,7 +92,7 @@ std::map<std::string, std::string> kindScriptNames() {
 
 std::set<std::string> binaryFlags(const std::string& defined_in) {
   const CommandResult xml = runCommand(shellQuote(CAPTURE_CONTROLLER_BINARY) + " --helpxml");
-  // <flag><file>path/main.cc</file><name>capture_dir</name>...
+  // <flag><file>path/flags.cc</file><name>capture_dir</name>...
   static const std::regex flag(R"(<file>([^<]*)</file>\s*<name>([a-z0-9_]+)</name>)");
   std::set<std::string> names;
   for (std::sregex_iterator it(xml.output.begin(), xml.output.end(), flag), end; it != end; ++it) {

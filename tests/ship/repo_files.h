@@ -31,8 +31,8 @@ std::vector<std::string> packagesWithRole(const std::string& role);
 std::map<std::string, std::string> kindScriptNames();
 
 // The flags the real binary defines, as gflags names them (capture_dir), from its --helpxml:
-// those whose defining file ends with `defined_in` (main.cc: ours), or every one (ours, glog's,
-// gflags' own).
+// those whose defining file ends with `defined_in` (cmd/capture-controller/flags.cc: ours), or
+// every one (ours, glog's, gflags' own).
 std::set<std::string> binaryFlags(const std::string& defined_in = "");
 
 }  // namespace ship

@@ -1,0 +1,106 @@
+#include "status/captures_view.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/short_id.h"
+#include "capture/capture_files.h"
+
+namespace status {
+
+nlohmann::json capturesJson(const std::vector<capture::CaptureStatus>& captures) {
+  // One listing per directory (every capture shares --capture-dir), then one stat per file.
+  std::map<std::string, std::vector<std::string>> names_by_dir;
+  nlohmann::json list = nlohmann::json::array();
+  for (const capture::CaptureStatus& status : captures) {
+    const std::filesystem::path path(status.file_path);
+    const std::string dir = path.parent_path().string();
+    auto listed = names_by_dir.find(dir);
+    if (listed == names_by_dir.end()) {
+      auto names = capture::CaptureFiles(dir).allCaptureFiles();
+      if (!names.ok()) LOG(WARNING) << "/captures: " << names.status();
+      listed =
+          names_by_dir.emplace(dir, names.ok() ? *std::move(names) : std::vector<std::string>{})
+              .first;
+    }
+    nlohmann::json files = nlohmann::json::array();
+    for (const std::string& name : listed->second) {
+      if (!capture::isFileOfCapture(path.filename().string(), name)) continue;
+      std::error_code error;
+      const std::string file = (path.parent_path() / name).string();
+      const auto bytes = std::filesystem::file_size(file, error);
+      if (error) continue;  // rotated away since the listing
+      files.push_back({{"path", file}, {"bytes", bytes}});
+    }
+    nlohmann::json entry = capture::toJson(status);
+    entry["filesOnDisk"] = std::move(files);
+    list.push_back(std::move(entry));
+  }
+  return {{"captures", std::move(list)}};
+}
+
+namespace {
+
+std::string humanBytes(uint64_t bytes) {
+  // tcpdump's -C counts in 10^6 bytes, so do the sizes here.
+  if (bytes < 1000) return absl::StrCat(bytes, " B");
+  if (bytes < 1000 * 1000) return absl::StrFormat("%.1f kB", bytes / 1e3);
+  return absl::StrFormat("%.1f MB", bytes / 1e6);
+}
+
+std::string orDash(std::string s) { return s.empty() ? "-" : s; }
+
+}  // namespace
+
+absl::StatusOr<std::string> capturesTable(const nlohmann::json& document) {
+  try {
+    const std::vector<std::string> header = {"POD", "STATE",    "SANDBOX", "NETNS",
+                                             "PID", "RESTARTS", "FILES"};
+    std::vector<std::vector<std::string>> rows = {header};
+    std::vector<std::string> errors;
+    for (const nlohmann::json& c : document.at("captures")) {
+      const std::string pod =
+          c.at("podNamespace").get<std::string>() + "/" + c.at("podName").get<std::string>();
+      std::string files;
+      for (const nlohmann::json& f : c.at("filesOnDisk")) {
+        const std::string path = f.at("path").get<std::string>();
+        absl::StrAppend(&files, files.empty() ? "" : ", ",
+                        std::filesystem::path(path).filename().string(), " (",
+                        humanBytes(f.at("bytes").get<uint64_t>()), ")");
+      }
+      const int64_t pid = c.at("pid").get<int64_t>();
+      rows.push_back({pod, c.at("state").get<std::string>(),
+                      orDash(base::shortId(c.at("sandboxId").get<std::string>())),
+                      orDash(c.at("netnsPath").get<std::string>()),
+                      pid > 0 ? std::to_string(pid) : "-",
+                      std::to_string(c.at("restarts").get<uint64_t>()), orDash(files)});
+      const std::string error = c.at("lastError").get<std::string>();
+      if (!error.empty()) errors.push_back(pod + ": last error: " + error);
+    }
+    if (rows.size() == 1) return std::string("no capture is active on this node\n");
+    std::vector<size_t> widths(header.size(), 0);
+    for (const auto& row : rows) {
+      for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+    }
+    std::string table;
+    for (const auto& row : rows) {
+      std::string line;
+      for (size_t i = 0; i < row.size(); ++i) {
+        line += row[i];
+        if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 3, ' ');
+      }
+      absl::StrAppend(&table, line, "\n");
+    }
+    for (const std::string& error : errors) absl::StrAppend(&table, error, "\n");
+    return table;
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("not a /captures document: ", e.what()));
+  }
+}
+
+}  // namespace status

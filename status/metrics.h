@@ -1,0 +1,22 @@
+#pragma once
+
+#include <string>
+
+#include "capture/reconciler.h"
+#include "k8s/event_recorder.h"
+#include "k8s/pod_informer.h"
+
+namespace status {
+
+// One scrape's worth of counters, gathered from the components.
+struct MetricsSnapshot {
+  capture::CaptureStats captures;
+  k8s::PodInformerStats informer;
+  k8s::EventRecorderStats events;
+  bool informer_synced = false;
+  bool runtime_reachable = false;
+  std::string cri_text;  // cri::RpcStats::prometheusText("capture_controller_cri")
+};
+std::string prometheusText(const MetricsSnapshot& metrics);
+
+}  // namespace status

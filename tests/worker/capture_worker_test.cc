@@ -1,0 +1,243 @@
+#include "worker/capture_worker.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "base/work_queue.h"
+#include "proc/netns_launcher.h"
+#include "tests/capture/fakes.h"
+#include "tests/proc/netns_fixture.h"
+#include "tests/support/e2e_guard.h"
+
+namespace worker {
+namespace {
+
+using namespace std::chrono_literals;
+using capture::CaptureOptions;
+using capture::CaptureState;
+using capture::kDefaultTcpdumpPath;
+using capture::kReasonFailed;
+using capture::kReasonRestarted;
+using capture::kReasonStarted;
+using capture::kReasonStopped;
+using capture::probeTcpdump;
+using capture::testing::makePod;
+using capture::testing::makeSandbox;
+using capture::testing::waitUntil;
+using proc::ExitStatus;
+using proc::NetnsLauncher;
+using proc::ProcessId;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+class CaptureWorkerTest : public ::testing::Test {
+ protected:
+  CaptureOptions options() const {
+    CaptureOptions o;
+    o.node_name = "node-1";
+    o.capture_dir = dir_.path();
+    o.resync_period = 50ms;
+    o.sandbox_retry = 20ms;
+    o.backoff_initial = 10ms;
+    o.backoff_max = 40ms;
+    return o;
+  }
+  std::unique_ptr<CaptureWorker> makeWorker() {
+    return std::make_unique<CaptureWorker>(options(), resolver_, pods_, events_, launcher_);
+  }
+  bool running(const std::string& uid) { return launcher_.runningFor(uid).has_value(); }
+
+  // Starts a worker and adds the annotated Pod web (uid-1) with a READY sandbox s1, as the
+  // informer would; waits until its tcpdump runs.
+  std::unique_ptr<CaptureWorker> startWithRunningCapture(const k8s::Pod& pod) {
+    auto worker = makeWorker();
+    EXPECT_TRUE(worker->start().ok());
+    resolver_.set(pod.uid, makeSandbox("s1", "/var/run/netns/cni-s1"));
+    pods_.set(pod);
+    worker->onAdd(pod);
+    EXPECT_TRUE(waitUntil([&] { return running(pod.uid); }));
+    return worker;
+  }
+
+  capture::testing::TempDir dir_;
+  capture::testing::FakePodLister pods_;
+  capture::testing::FakeResolver resolver_;
+  capture::testing::FakeEventSink events_;
+  capture::testing::FakeLauncher launcher_;
+};
+
+TEST_F(CaptureWorkerTest, PodEventsStartAndStopCaptures) {
+  const k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+  auto worker = startWithRunningCapture(pod);
+  ASSERT_TRUE(waitUntil([&] { return worker->stats().active == 1; }));
+  const auto captures = worker->captures();
+  ASSERT_THAT(captures, SizeIs(1));
+  EXPECT_EQ(captures[0].pod_name, "web");
+  EXPECT_EQ(captures[0].state, CaptureState::kRunning);
+
+  pods_.remove("uid-1");
+  worker->onDelete(pod);
+  ASSERT_TRUE(waitUntil([&] { return !running("uid-1"); }));
+  ASSERT_TRUE(waitUntil([&] { return worker->stats().stopped == 1; }));
+  EXPECT_THAT(worker->captures(), IsEmpty());
+  EXPECT_THAT(events_.reasons(), ::testing::ElementsAre(kReasonStarted, kReasonStopped));
+}
+
+TEST_F(CaptureWorkerTest, AnUpdateRestartsWithTheNewFileCount) {
+  const k8s::Pod before = makePod("uid-1", "default", "web", "2");
+  auto worker = startWithRunningCapture(before);
+  const k8s::Pod after = makePod("uid-1", "default", "web", "4");
+  pods_.set(after);
+  worker->onUpdate(before, after);
+  ASSERT_TRUE(waitUntil([&] { return worker->stats().restarts == 1; }));
+  EXPECT_EQ(launcher_.starts().back().argv[4], "4");
+}
+
+TEST_F(CaptureWorkerTest, AnExitReportedFromTheLaunchersThreadIsRestarted) {
+  const k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+  auto worker = startWithRunningCapture(pod);
+  const ProcessId first = *launcher_.runningFor("uid-1");
+  std::thread reaper([&] { launcher_.exit(first, ExitStatus{2, 0}, "oops", /*notify=*/true); });
+  reaper.join();
+  ASSERT_TRUE(waitUntil([&] {
+    auto id = launcher_.runningFor("uid-1");
+    return id && *id != first;
+  }));
+  const auto failed = events_.waitFor(kReasonFailed);
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_THAT(failed->message, AllOf(HasSubstr("exited with status 2"), HasSubstr("oops")));
+  ASSERT_TRUE(waitUntil([&] { return worker->stats().restarts == 1; }));
+  EXPECT_EQ(worker->stats().failed, 1u);
+}
+
+TEST_F(CaptureWorkerTest, ResyncNoticesAReplacedSandboxWithoutAnyPodEvent) {
+  const k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+  auto worker = startWithRunningCapture(pod);
+  resolver_.set("uid-1", makeSandbox("s2", "/var/run/netns/cni-s2"));  // the kubelet's doing
+  ASSERT_TRUE(waitUntil([&] {
+    return !launcher_.running().empty() &&
+           launcher_.running().begin()->second.netns_path == "/var/run/netns/cni-s2";
+  }));
+  const auto restarted = events_.waitFor(kReasonRestarted);
+  ASSERT_TRUE(restarted.has_value());
+  EXPECT_THAT(restarted->message, HasSubstr("sandbox changed from s1 to s2"));
+}
+
+TEST_F(CaptureWorkerTest, APodWaitingForItsSandboxStartsWhenItIsReady) {
+  auto worker = makeWorker();
+  ASSERT_TRUE(worker->start().ok());
+  const k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+  pods_.set(pod);
+  worker->onAdd(pod);
+  ASSERT_TRUE(waitUntil([&] { return resolver_.calls() >= 3; }));  // retried on its own
+  EXPECT_FALSE(running("uid-1"));
+  resolver_.set("uid-1", makeSandbox("s1", "/var/run/netns/cni-s1"));
+  ASSERT_TRUE(waitUntil([&] { return running("uid-1"); }));
+}
+
+TEST_F(CaptureWorkerTest, StartCleansUpAndPicksUpPodsAlreadyInTheCache) {
+  dir_.touch("capture-old.pcap0");
+  dir_.touch("capture-web.pcap0");
+  pods_.set(makePod("uid-1", "default", "web", "2"));
+  resolver_.set("uid-1", makeSandbox("s1", "/var/run/netns/cni-s1"));
+  auto worker = makeWorker();
+  ASSERT_TRUE(worker->start().ok());
+  EXPECT_THAT(dir_.names(), IsEmpty()) << "every capture starts afresh";
+  ASSERT_TRUE(waitUntil([&] { return running("uid-1"); }));  // no Pod event needed
+  EXPECT_FALSE(worker->start().ok());                        // once only
+}
+
+TEST_F(CaptureWorkerTest, StartFailsWithoutTheCaptureDirectory) {
+  CaptureOptions o = options();
+  o.capture_dir = dir_.file("missing");
+  CaptureWorker worker(o, resolver_, pods_, events_, launcher_);
+  EXPECT_FALSE(worker.start().ok());
+}
+
+TEST_F(CaptureWorkerTest, AnIdleWorkerStillPassesOncePerResync) {
+  auto worker = makeWorker();
+  EXPECT_EQ(worker->lastWorkerPass(), std::nullopt);
+  ASSERT_TRUE(worker->start().ok());
+  const auto first = worker->lastWorkerPass();
+  ASSERT_TRUE(first.has_value());
+  // No Pod, no event: only the resync (every 50 ms here) wakes the worker.
+  EXPECT_TRUE(waitUntil([&] { return *worker->lastWorkerPass() >= *first + 100ms; }));
+}
+
+TEST_F(CaptureWorkerTest, StopEndsEveryTcpdumpAndKeepsTheFiles) {
+  auto worker = makeWorker();
+  ASSERT_TRUE(worker->start().ok());
+  for (const char* uid : {"uid-1", "uid-2"}) {
+    const k8s::Pod pod = makePod(uid, "default", std::string("web-") + uid, "2");
+    resolver_.set(uid, makeSandbox(std::string("s-") + uid, "/var/run/netns/x"));
+    pods_.set(pod);
+    worker->onAdd(pod);
+  }
+  ASSERT_TRUE(waitUntil([&] { return launcher_.running().size() == 2; }));
+  dir_.touch("capture-web-uid-1.pcap0");
+  worker->stop();
+  EXPECT_THAT(launcher_.running(), IsEmpty());
+  EXPECT_THAT(launcher_.stops(), SizeIs(2));
+  EXPECT_EQ(worker->stats().active, 0);
+  EXPECT_EQ(dir_.names(), (std::set<std::string>{"capture-web-uid-1.pcap0"}));
+  worker->stop();  // idempotent
+}
+
+// The engine end to end on real parts, short of containerd and the API server: the real
+// launcher and tcpdump in a real network namespace, which a fake resolver reports as the Pod's.
+TEST(CaptureWorkerWithRealTcpdump, AnnotationStartsACaptureAndRemovingItDeletesTheFiles) {
+  E2E_REQUIRE_ROOT();
+  proc::testing::TestNetns netns;
+  ASSERT_TRUE(netns.ok());
+  capture::testing::TempDir dir;
+  capture::testing::FakePodLister pods;
+  capture::testing::FakeResolver resolver;
+  capture::testing::FakeEventSink events;
+  auto tcpdump = probeTcpdump(kDefaultTcpdumpPath);
+  ASSERT_TRUE(tcpdump.ok()) << tcpdump.status();
+  auto launcher = NetnsLauncher::create({});
+  ASSERT_TRUE(launcher.ok());
+  CaptureOptions options;
+  options.node_name = "node-1";
+  options.capture_dir = dir.path();
+  options.tcpdump = *tcpdump;
+  CaptureWorker worker(options, resolver, pods, events, **launcher);
+  ASSERT_TRUE(worker.start().ok());
+
+  const k8s::Pod pod = makePod("uid-1", "default", "web", "3");
+  resolver.set("uid-1", makeSandbox("sandbox-1", netns.path(), 0));
+  pods.set(pod);
+  worker.onAdd(pod);
+  {
+    proc::testing::LoopbackTraffic traffic(netns.path());
+    ASSERT_TRUE(waitUntil(
+        [&] {
+          struct stat st;
+          return ::stat(dir.file("capture-web.pcap0").c_str(), &st) == 0 && st.st_size > 24;
+        },
+        20s))
+        << "no packets captured";
+  }
+  EXPECT_EQ((*launcher)->running(), 1u);
+  const auto started = events.waitFor(kReasonStarted);
+  ASSERT_TRUE(started.has_value());
+  EXPECT_THAT(started->message, AllOf(HasSubstr(dir.file("capture-web.pcap0")),
+                                      HasSubstr("sandbox sandbox-1"), HasSubstr(netns.path())));
+
+  const k8s::Pod unannotated = makePod("uid-1", "default", "web", std::nullopt);
+  pods.set(unannotated);
+  worker.onUpdate(pod, unannotated);
+  ASSERT_TRUE(waitUntil([&] { return (*launcher)->running() == 0 && dir.names().empty(); }));
+  const auto stopped = events.waitFor(kReasonStopped);
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_THAT(stopped->message, HasSubstr("deleted " + dir.file("capture-web.pcap0")));
+  worker.stop();
+}
+
+}  // namespace
+}  // namespace worker
