@@ -60,6 +60,9 @@ PodInformerStats PodInformer::stats() const {
   stats.watch_reconnects = watch_reconnects_.load();
   stats.events_received = events_received_.load();
   stats.changes_delivered = changes_delivered_.load();
+  stats.changes_collapsed = queue_.collapsed();
+  stats.queued_changes = queue_.queued();
+  stats.queue_high_water = queue_.highWater();
   if (const int64_t ns = last_sync_ns_.load(); ns != 0) {
     stats.last_sync = std::chrono::system_clock::time_point(
         std::chrono::duration_cast<std::chrono::system_clock::duration>(
@@ -104,7 +107,7 @@ void PodInformer::listOrWatch(WatcherState& state) {
             << listed->resource_version;
     state.resource_version = std::move(listed->resource_version);
     lists_++;
-    observe(Observation{Observation::Kind::kReplace, {}, std::move(listed->pods)});
+    queue_.replace(std::move(listed->pods));
     state.need_list = false;
   }
   if (!state.first_watch) watch_reconnects_++;
@@ -201,14 +204,15 @@ PodInformer::WatchEnd PodInformer::watchFrom(std::string& resource_version) {
       case WatchEventType::kAdded:
       case WatchEventType::kModified: {
         // A Pod on another node can only come from a server that ignored the selector.
-        const bool ours = event->pod.node_name == options_.node_name;
-        observe(Observation{ours ? Observation::Kind::kUpsert : Observation::Kind::kDelete,
-                            std::move(event->pod),
-                            {}});
+        if (event->pod.node_name == options_.node_name) {
+          queue_.upsert(std::move(event->pod));
+        } else {
+          queue_.remove(event->pod);
+        }
         break;
       }
       case WatchEventType::kDeleted:
-        observe(Observation{Observation::Kind::kDelete, std::move(event->pod), {}});
+        queue_.remove(event->pod);
         break;
       case WatchEventType::kBookmark:
         break;
@@ -253,27 +257,27 @@ PodInformer::WatchEnd PodInformer::watchFrom(std::string& resource_version) {
   return WatchEnd::kTimedOut;
 }
 
-void PodInformer::observe(Observation observation) { queue_.push(std::move(observation)); }
-
 void PodInformer::runDispatcher() {
-  while (std::optional<Observation> observation = queue_.pop()) {
-    base::runThreadStep("Pod dispatcher", [&] { apply(*std::move(observation)); });
+  while (std::optional<PodDeltaQueue::Delta> delta = queue_.pop()) {
+    base::runThreadStep("Pod dispatcher", [&] { apply(*std::move(delta)); });
     queue_.done();
   }
 }
 
-void PodInformer::apply(Observation observation) {
-  switch (observation.kind) {
-    case Observation::Kind::kUpsert:
-      if (auto change = cache_.upsert(std::move(observation.pod))) deliver(*change);
-      break;
-    case Observation::Kind::kDelete:
-      if (auto change = cache_.remove(observation.pod)) deliver(*change);
-      break;
-    case Observation::Kind::kReplace: {
-      for (const PodChange& change : cache_.replace(std::move(observation.pods))) {
-        deliver(change);
+void PodInformer::apply(PodDeltaQueue::Delta delta) {
+  switch (delta.kind) {
+    case PodDeltaQueue::Delta::Kind::kPod:
+      if (delta.remove) {
+        Pod gone;
+        gone.uid = delta.uid;
+        if (auto change = cache_.remove(gone)) deliver(*change);
       }
+      if (delta.upsert) {
+        if (auto change = cache_.upsert(*std::move(delta.upsert))) deliver(*change);
+      }
+      break;
+    case PodDeltaQueue::Delta::Kind::kList: {
+      for (const PodChange& change : cache_.replace(std::move(delta.pods))) deliver(change);
       last_sync_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
                               std::chrono::system_clock::now().time_since_epoch())
                               .count());

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -17,6 +18,7 @@
 #include "k8s/kube_config.h"
 #include "k8s/pod.h"
 #include "k8s/pod_cache.h"
+#include "k8s/pod_delta_queue.h"
 #include "k8s/pod_json.h"
 
 namespace k8s {
@@ -33,7 +35,7 @@ struct PodInformerOptions {
   HttpClient::Options http;
 };
 
-// Counters for /metrics. Monotonic, except last_sync.
+// Counters for /metrics. Monotonic, except last_sync and the queue's size.
 struct PodInformerStats {
   uint64_t lists = 0;             // complete lists, the first one included
   uint64_t relists = 0;           // lists after the first: 410 Gone, or a stream we could not trust
@@ -42,11 +44,17 @@ struct PodInformerStats {
   uint64_t events_received = 0;
   uint64_t changes_delivered = 0;                                  // handler calls
   std::optional<std::chrono::system_clock::time_point> last_sync;  // last complete list
+  // The queue between watcher and dispatcher (PodDeltaQueue).
+  uint64_t changes_collapsed = 0;  // observations merged into one still queued
+  size_t queued_changes = 0;       // waiting for the dispatcher now: one per Pod, or one relist
+  size_t queue_high_water = 0;     // the most entries it ever held: at most Pods + 1
 };
 
 // Lists and watches the Pods of one node and keeps them in a cache by UID, like client-go's
 // informer. Two threads: the watcher (HTTP, parsing) only queues what it saw; the dispatcher
-// applies it to the cache and calls the handler, so a slow handler never stalls the stream.
+// applies it to the cache and calls the handler, so a slow handler never stalls the stream. The
+// queue between them (PodDeltaQueue) collapses what is still queued per Pod: a handler that
+// falls behind costs one entry per Pod, not one per change.
 //
 //   k8s::PodInformerOptions options;
 //   options.node_name = node;
@@ -56,8 +64,11 @@ struct PodInformerStats {
 //   std::optional<k8s::Pod> pod = informer.get(uid);
 //   informer.stop();  // prompt, also in the middle of an idle watch
 //
-// Each change reaches the handler once and in the API server's order, through dropped
-// connections, 410 Gone (a relist delivers only the differences) and API server restarts.
+// Each change to the cache reaches the handler once and in the API server's order, through
+// dropped connections, 410 Gone (a relist delivers only the differences) and API server
+// restarts. Changes that pile up while the handler is busy collapse: it then sees each Pod's
+// latest state, once, in the order of the Pod's first change, with onUpdate's old object the
+// one it saw before (the cache's); a Pod added and deleted in the meantime it never sees.
 class PodInformer : public PodLister {
  public:
   // `handler` may be null; it must outlive the informer.
@@ -79,13 +90,6 @@ class PodInformer : public PodLister {
   PodInformerStats stats() const;
 
  private:
-  // What the watcher saw, in order, for the dispatcher to apply.
-  struct Observation {
-    enum class Kind { kUpsert, kDelete, kReplace };
-    Kind kind;
-    Pod pod;
-    std::vector<Pod> pods;  // kReplace
-  };
   // How one watch ended, which decides what the watcher does next.
   enum class WatchEnd { kTimedOut, kBroken, kExpired, kUntrusted, kStopped };
   struct ListResult {
@@ -104,11 +108,10 @@ class PodInformer : public PodLister {
   void runWatcher();
   void listOrWatch(WatcherState& state);
   void runDispatcher();
-  void apply(Observation observation);
+  void apply(PodDeltaQueue::Delta delta);
   // "0": from the API server's watch cache, if it has one; empty: a consistent read.
   absl::StatusOr<ListResult> listAll(std::string_view resource_version);
   WatchEnd watchFrom(std::string& resource_version);
-  void observe(Observation observation);
   void deliver(const PodChange& change);
   void pause(std::chrono::milliseconds delay);
   std::string selector() const;
@@ -119,7 +122,7 @@ class PodInformer : public PodLister {
   PodCache cache_;
   Cancellation cancel_;
 
-  base::BlockingQueue<Observation> queue_;  // closed at stop()
+  PodDeltaQueue queue_;  // closed at stop()
 
   mutable std::mutex sync_mutex_;
   mutable std::condition_variable sync_changed_;

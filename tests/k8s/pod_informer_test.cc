@@ -138,15 +138,24 @@ TEST_F(PodInformerTest, FirstListWithoutAWatchCacheComesInPages) {
   for (const auto& list : lists) EXPECT_EQ(list.params.at("limit"), "2");
 }
 
+// A handler that keeps up sees every change: here each change is made once the one before it
+// reached the handler. (Changes that pile up while it is busy collapse per Pod: see
+// PodInformerBacklogTest.)
 TEST_F(PodInformerTest, EachChangeOnceAndInOrder) {
   startSynced();
+  const auto handled = [&](size_t calls) { ASSERT_TRUE(handler_.waitForCalls(calls)); };
   server_.createPod("rec", "web-0", kNode);
+  handled(1);
   server_.createPod("rec", "elsewhere", "other-node");
   server_.setAnnotation("rec", "web-0", "tcpdump.antrea.io", "3");
+  handled(2);
   server_.setAnnotation("rec", "elsewhere", "tcpdump.antrea.io", "3");
   server_.setAnnotation("rec", "web-0", "tcpdump.antrea.io", "4");
+  handled(3);
   server_.removeAnnotation("rec", "web-0", "tcpdump.antrea.io");
+  handled(4);
   server_.markTerminating("rec", "web-0");
+  handled(5);
   server_.deletePod("rec", "web-0");
   expectCalls({"add rec/web-0", "update rec/web-0 +tcpdump.antrea.io=3",
                "update rec/web-0 +tcpdump.antrea.io=4", "update rec/web-0 -tcpdump.antrea.io",
@@ -189,6 +198,7 @@ TEST_F(PodInformerTest, OneByteChunks) {
   startSynced();
   server_.setChunkSize(1);
   server_.createPod("rec", "web-0", kNode);
+  ASSERT_TRUE(handler_.waitForCalls(1));  // else the add and the update may collapse into one
   server_.setAnnotation("rec", "web-0", "a", "1");
   expectCalls({"add rec/web-0", "update rec/web-0 +a=1"});
 }
@@ -254,17 +264,19 @@ TEST_F(PodInformerTest, ARestartWithNothingChangedResumesTheWatch) {
   EXPECT_EQ(informer_->stats().relists, 0u);
 }
 
-// Without a watch cache, the watch history is etcd's: it survives a restart.
+// Without a watch cache, the watch history is etcd's: it survives a restart. (One change per
+// Pod: the resumed watch delivers them in a burst, and changes of one Pod would collapse.)
 TEST_F(PodInformerTest, AnEtcdBackedServerRestartResumesTheWatch) {
   server_.setWatchCache(false);
   server_.createPod("rec", "web-0", kNode);
+  server_.createPod("rec", "web-2", kNode);
   startSynced();
   server_.stop();
   server_.setAnnotation("rec", "web-0", "a", "1");
   server_.createPod("rec", "web-1", kNode);
-  server_.deletePod("rec", "web-0");
+  server_.deletePod("rec", "web-2");
   ASSERT_EQ(server_.start(server_.port()), absl::OkStatus());
-  expectCalls({"update rec/web-0 +a=1", "add rec/web-1", "delete rec/web-0"});
+  expectCalls({"update rec/web-0 +a=1", "add rec/web-1", "delete rec/web-2"});
   EXPECT_EQ(informer_->stats().relists, 0u);
 }
 
@@ -405,6 +417,173 @@ TEST_F(PodInformerTest, ASlowHandlerDoesNotStallTheStream) {
   informer.stop();
 }
 
+// A handler that, once closed, holds every call until opened: a slow handler, on demand.
+class GateHandler : public k8stest::RecordingHandler {
+ public:
+  void onAdd(const Pod& pod) override {
+    pass();
+    RecordingHandler::onAdd(pod);
+  }
+  void onUpdate(const Pod& old_pod, const Pod& new_pod) override {
+    pass();
+    RecordingHandler::onUpdate(old_pod, new_pod);
+  }
+  void onDelete(const Pod& pod) override {
+    pass();
+    RecordingHandler::onDelete(pod);
+  }
+  void close() {
+    std::lock_guard lock(mutex_);
+    open_ = false;
+  }
+  void open() {
+    {
+      std::lock_guard lock(mutex_);
+      open_ = true;
+    }
+    changed_.notify_all();
+  }
+  bool waitUntilHolding() {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, 10s, [&] { return holding_; });
+  }
+
+ private:
+  void pass() {
+    std::unique_lock lock(mutex_);
+    holding_ = !open_;
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return open_; });
+    holding_ = false;
+  }
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool open_ = true;
+  bool holding_ = false;
+};
+
+class PodInformerBacklogTest : public PodInformerTest {
+ protected:
+  void SetUp() override {
+    PodInformerTest::SetUp();
+    for (const char* name : {"web-0", "web-1", "web-2"}) server_.createPod("rec", name, kNode);
+    ClusterConfig config;
+    config.server = server_.url();
+    informer_ = std::make_unique<PodInformer>(config, options(), &gate_);
+    informer_->start();
+    ASSERT_TRUE(informer_->waitForSync(10s));
+    ASSERT_TRUE(server_.waitForOpenWatches(1, 10s));
+    ASSERT_TRUE(gate_.waitForCalls(3));
+    gate_.clear();
+  }
+  void TearDown() override {
+    gate_.open();  // a failed ASSERT must not leave the dispatcher held in the handler
+    PodInformerTest::TearDown();
+  }
+
+  // Holds the handler in the call for a change of web-2.
+  void holdTheHandler() {
+    gate_.close();
+    server_.setAnnotation("rec", "web-2", "held", "yes");
+    ASSERT_TRUE(gate_.waitUntilHolding());
+  }
+  void waitForEvents(uint64_t count) {
+    ASSERT_TRUE(k8stest::waitUntil([&] { return informer_->stats().events_received >= count; }))
+        << informer_->stats().events_received << " of " << count;
+  }
+  // Opens the gate, then as expectCalls() (the held call first).
+  void openAndExpectCalls(std::vector<std::string> expected) {
+    gate_.open();
+    server_.createPod("zz", "marker", kNode);
+    expected.insert(expected.begin(), "update rec/web-2 +held=yes");
+    expected.push_back("add zz/marker");
+    ASSERT_TRUE(gate_.waitForCalls(expected.size())) << ::testing::PrintToString(gate_.calls());
+    EXPECT_THAT(gate_.calls(), ElementsAreArray(expected));
+  }
+
+  GateHandler gate_;
+};
+
+// 1,000 updates of each of three Pods while the handler is held: three entries queued at most,
+// and then each Pod's final state, once.
+TEST_F(PodInformerBacklogTest, UpdatesCollapseToEachPodsLatestStateWhileTheHandlerIsHeld) {
+  holdTheHandler();
+  const uint64_t before = informer_->stats().events_received;
+  for (int i = 1; i <= 1000; ++i) {
+    for (const char* name : {"web-0", "web-1", "web-2"}) {
+      server_.setAnnotation("rec", name, "n", std::to_string(i));
+    }
+  }
+  waitForEvents(before + 3000);
+  // (The watcher counts an event just before it queues it.)
+  ASSERT_TRUE(k8stest::waitUntil([&] { return informer_->stats().changes_collapsed == 2997; }));
+  PodInformerStats stats = informer_->stats();
+  EXPECT_EQ(stats.queued_changes, 3u);
+  EXPECT_LE(stats.queue_high_water, 3u + 1u);
+  openAndExpectCalls(
+      {"update rec/web-0 +n=1000", "update rec/web-1 +n=1000", "update rec/web-2 +n=1000"});
+  stats = informer_->stats();
+  EXPECT_EQ(stats.queued_changes, 0u);
+  EXPECT_LE(stats.queue_high_water, 3u + 1u);
+  for (const Pod& pod : informer_->list()) {
+    if (pod.namespace_ == "rec") EXPECT_EQ(pod.annotations.at("n"), "1000") << pod.name;
+  }
+}
+
+// Deleted while queued: a delete. Re-created (a new UID): an add. Added and deleted while
+// queued: never seen, as if the watch had been slower. Added then changed: one add, as it is now.
+TEST_F(PodInformerBacklogTest, DeletesAndRecreatesWhileTheHandlerIsHeld) {
+  holdTheHandler();
+  const uint64_t before = informer_->stats().events_received;
+  server_.deletePod("rec", "web-0");
+  server_.setAnnotation("rec", "web-1", "a", "1");
+  server_.markTerminating("rec", "web-1");
+  server_.deletePod("rec", "web-1");
+  server_.createPod("rec", "brief", kNode);
+  server_.setAnnotation("rec", "brief", "a", "1");
+  server_.deletePod("rec", "brief");
+  const std::string new_uid = server_.createPod("rec", "web-0", kNode);  // re-created
+  server_.createPod("rec", "new", kNode);
+  server_.setAnnotation("rec", "new", "tcpdump.antrea.io", "2");
+  waitForEvents(before + 10);
+  // web-0 twice (two UIDs), web-1, brief, new
+  ASSERT_TRUE(k8stest::waitUntil([&] { return informer_->stats().queued_changes == 5; }));
+  ASSERT_TRUE(k8stest::waitUntil([&] { return informer_->stats().changes_collapsed == 5; }));
+  openAndExpectCalls({"delete rec/web-0", "delete rec/web-1", "add rec/web-0", "add rec/new"});
+  EXPECT_EQ(informer_->get(new_uid)->name, "web-0");
+  EXPECT_EQ(informer_->list().size(), 4u);  // web-0 (new), web-2, new, the marker
+  EXPECT_LE(informer_->stats().queue_high_water, 5u + 1u);
+}
+
+// A relist while the handler is held replaces the whole queue; what the watch sees after it is
+// folded into it; the handler then gets the differences with what it saw.
+TEST_F(PodInformerBacklogTest, ARelistWhileTheHandlerIsHeldCollapsesTheQueue) {
+  holdTheHandler();
+  uint64_t events = informer_->stats().events_received;
+  for (int i = 1; i <= 100; ++i) server_.setAnnotation("rec", "web-0", "n", std::to_string(i));
+  server_.deletePod("rec", "web-1");
+  server_.createPod("rec", "web-3", kNode);
+  waitForEvents(events + 102);
+  ASSERT_TRUE(k8stest::waitUntil([&] { return informer_->stats().queued_changes == 3; }));
+  server_.injectWatchLine("{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Pod\",");
+  ASSERT_TRUE(k8stest::waitUntil([&] { return informer_->stats().relists == 1; }));
+  ASSERT_TRUE(k8stest::waitUntil([&] { return informer_->stats().queued_changes == 1; }));
+  ASSERT_TRUE(server_.waitForOpenWatches(1, 10s));
+  events = informer_->stats().events_received;
+  const uint64_t collapsed = informer_->stats().changes_collapsed;
+  server_.setAnnotation("rec", "web-0", "n", "final");
+  server_.createPod("rec", "web-4", kNode);
+  server_.deletePod("rec", "web-3");
+  waitForEvents(events + 3);
+  ASSERT_TRUE(k8stest::waitUntil(
+      [&] { return informer_->stats().changes_collapsed == collapsed + 3; }));  // into the list
+  EXPECT_EQ(informer_->stats().queued_changes, 1u);
+  // The list's differences: deletes first, then in the list's order (by name).
+  openAndExpectCalls({"delete rec/web-1", "update rec/web-0 +n=final", "add rec/web-4"});
+  EXPECT_LE(informer_->stats().queue_high_water, 5u + 1u);
+  EXPECT_EQ(informer_->list().size(), 4u);  // web-0, web-2, web-4, the marker
+}
+
 // An exception from the handler must not end the agent (std::terminate) nor its informer.
 TEST_F(PodInformerTest, AThrowingHandlerDoesNotStopTheInformer) {
   class ThrowingHandler : public k8stest::RecordingHandler {
@@ -425,6 +604,116 @@ TEST_F(PodInformerTest, AThrowingHandlerDoesNotStopTheInformer) {
   EXPECT_THAT(throwing.calls(), ElementsAre("add rec/good"));
   EXPECT_EQ(informer.list().size(), 2u);  // the cache has both: only the handler failed
   informer.stop();
+}
+
+// The queue between watcher and dispatcher, on its own: what collapses, and into what.
+Pod queuedPod(const std::string& uid, const std::string& version) {
+  Pod pod;
+  pod.uid = uid;
+  pod.namespace_ = "rec";
+  pod.name = "pod-" + uid;
+  pod.node_name = kNode;
+  pod.resource_version = version;
+  return pod;
+}
+
+// "uid: remove+upsert@version", "uid: upsert@version", "uid: remove", "list a@1 b@2".
+std::string describe(const PodDeltaQueue::Delta& delta) {
+  if (delta.kind == PodDeltaQueue::Delta::Kind::kList) {
+    std::string out = "list";
+    for (const Pod& pod : delta.pods) out += " " + pod.uid + "@" + pod.resource_version;
+    return out;
+  }
+  std::string out = delta.uid + ":";
+  if (delta.remove) out += " remove";
+  if (delta.remove && delta.upsert) out += "+";
+  if (delta.upsert)
+    out += (delta.remove ? "" : " ") + std::string("upsert@") + delta.upsert->resource_version;
+  return out;
+}
+
+std::vector<std::string> drain(PodDeltaQueue& queue) {
+  std::vector<std::string> out;
+  while (queue.queued() > 0) {
+    out.push_back(describe(*queue.pop()));
+    queue.done();
+  }
+  return out;
+}
+
+TEST(PodDeltaQueueTest, ChangesOfOnePodCollapseInTheOrderOfTheirFirstChange) {
+  PodDeltaQueue queue;
+  for (int version = 1; version <= 1000; ++version) {
+    for (const char* uid : {"a", "b", "c"}) queue.upsert(queuedPod(uid, std::to_string(version)));
+  }
+  queue.upsert(queuedPod("a", "1001"));
+  EXPECT_EQ(queue.queued(), 3u);
+  EXPECT_EQ(queue.highWater(), 3u);
+  EXPECT_EQ(queue.collapsed(), 3'001u - 3u);
+  EXPECT_THAT(drain(queue), ElementsAre("a: upsert@1001", "b: upsert@1000", "c: upsert@1000"));
+}
+
+TEST(PodDeltaQueueTest, DeletesReplaceWhatIsQueuedAndUpsertsFollowThem) {
+  PodDeltaQueue queue;
+  queue.upsert(queuedPod("updated-then-deleted", "1"));
+  queue.upsert(queuedPod("deleted-then-upserted", "1"));
+  queue.remove(queuedPod("updated-then-deleted", "2"));
+  queue.remove(queuedPod("deleted-then-upserted", "2"));
+  queue.upsert(queuedPod("deleted-then-upserted", "3"));
+  queue.remove(queuedPod("deleted", "4"));
+  queue.remove(queuedPod("deleted", "4"));
+  EXPECT_EQ(queue.highWater(), 3u);
+  EXPECT_THAT(drain(queue),
+              ElementsAre("updated-then-deleted: remove", "deleted-then-upserted: remove+upsert@3",
+                          "deleted: remove"));
+}
+
+TEST(PodDeltaQueueTest, AListSupersedesEverythingQueuedAndTakesWhatFollowsIt) {
+  PodDeltaQueue queue;
+  queue.upsert(queuedPod("a", "1"));
+  queue.upsert(queuedPod("b", "1"));
+  queue.remove(queuedPod("c", "1"));
+  queue.replace({queuedPod("a", "5"), queuedPod("b", "5"), queuedPod("d", "5")});
+  EXPECT_EQ(queue.queued(), 1u);
+  EXPECT_EQ(queue.highWater(), 4u);  // three keys superseded, until skipped, and the list
+  // Until the dispatcher takes it, the watch's changes are folded into the list.
+  queue.upsert(queuedPod("a", "6"));
+  queue.remove(queuedPod("b", "7"));
+  queue.upsert(queuedPod("e", "8"));
+  queue.upsert(queuedPod("b", "9"));  // (a formality: a UID is not reused)
+  queue.remove(queuedPod("d", "10"));
+  EXPECT_EQ(queue.queued(), 1u);
+  // A second list replaces the first.
+  queue.replace(
+      {queuedPod("a", "6"), queuedPod("b", "9"), queuedPod("e", "8"), queuedPod("f", "11")});
+  queue.remove(queuedPod("f", "12"));
+  EXPECT_EQ(queue.queued(), 1u);
+  EXPECT_EQ(queue.highWater(), 4u);
+  EXPECT_THAT(drain(queue), ElementsAre("list a@6 b@9 e@8"));
+  // After it, changes queue again.
+  queue.upsert(queuedPod("a", "13"));
+  queue.remove(queuedPod("b", "14"));
+  EXPECT_THAT(drain(queue), ElementsAre("a: upsert@13", "b: remove"));
+
+  queue.replace({queuedPod("a", "20")});
+  queue.upsert(queuedPod("g", "21"));
+  queue.upsert(queuedPod("a", "22"));
+  EXPECT_THAT(drain(queue), ElementsAre("list a@22 g@21"));
+}
+
+TEST(PodDeltaQueueTest, CloseWakesPopAndDropsWhatIsQueued) {
+  PodDeltaQueue queue;
+  queue.upsert(queuedPod("a", "1"));
+  queue.replace({});
+  std::thread closer([&] {
+    std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(queue.close(), 2u);  // a's superseded key and the list's
+  });
+  // Nothing pops before close(): the list is there, but the test does not take it.
+  EXPECT_TRUE(queue.waitClosed(10s));
+  closer.join();
+  EXPECT_FALSE(queue.pop());
+  EXPECT_EQ(queue.queued(), 0u);
 }
 
 TEST(PodInformerTlsTest, TlsWithCaFileAndARotatedTokenFile) {

@@ -55,7 +55,8 @@ MetricsSnapshot sampleMetrics() {
   m.informer.relists = 5;
   m.informer.watch_reconnects = 6;
   m.informer.events_received = 12345678;
-  m.events = {.created = 9, .aggregated = 10, .dropped_queue_full = 11, .failed = 12};
+  m.events = {
+      .created = 9, .aggregated = 10, .dropped_queue_full = 11, .failed = 12, .dropped_spam = 13};
   m.informer_synced = true;
   m.runtime_reachable = false;
   cri::RpcStats rpc;
@@ -125,6 +126,7 @@ TEST(PrometheusText, ShowsEveryCounterWithItsValue) {
       {"capture_controller_events_aggregated_total", "10"},
       {"capture_controller_events_dropped_total", "11"},
       {"capture_controller_events_failed_total", "12"},
+      {"capture_controller_events_spam_dropped_total", "13"},
       {"capture_controller_runtime_reachable", "0"},
       {"capture_controller_cri_requests_total{method=\"ListPodSandbox\"}", "2"},
       {"capture_controller_cri_request_errors_total{method=\"ListPodSandbox\"}", "1"},
