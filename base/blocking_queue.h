@@ -43,7 +43,17 @@ class BlockingQueue {
     return item;
   }
 
-  // The consumer handled the item of its last pop().
+  // The oldest item if there is one now, without waiting; nullopt when empty or closed.
+  std::optional<T> tryPop() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_ || items_.empty()) return std::nullopt;
+    T item = std::move(items_.front());
+    items_.pop_front();
+    ++in_flight_;
+    return item;
+  }
+
+  // The consumer handled the item of its last pop() or tryPop().
   void done() {
     {
       std::lock_guard<std::mutex> lock(mu_);

@@ -1,8 +1,11 @@
 #include "capture/reconciler.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <tuple>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
@@ -24,6 +27,8 @@ const char* toString(CaptureState state) {
       return "Running";
     case CaptureState::kBackoff:
       return "Backoff";
+    case CaptureState::kStopping:
+      return "Stopping";
   }
   return "Unknown";
 }
@@ -44,11 +49,9 @@ nlohmann::json toJson(const CaptureStatus& status) {
   };
 }
 
-Reconciler::Reconciler(CaptureOptions options, cri::SandboxResolver& resolver, k8s::PodLister& pods,
-                       k8s::EventSink& events, proc::ProcessLauncher& launcher,
-                       const base::Clock& clock)
+Reconciler::Reconciler(CaptureOptions options, k8s::PodLister& pods, k8s::EventSink& events,
+                       proc::ProcessLauncher& launcher, const base::Clock& clock)
     : options_(std::move(options)),
-      resolver_(resolver),
       pods_(pods),
       events_(events),
       launcher_(launcher),
@@ -105,9 +108,14 @@ std::optional<base::Duration> Reconciler::reconcile(const std::string& pod_uid) 
   if (!pod) host_network_pods_.erase(pod_uid);
   const Desire desire = desireOf(pod_uid, pod);
   auto it = records_.find(pod_uid);
+  if (it != records_.end() && !it->second.ending.empty() && !it->second.process) {
+    // The stop asked for is done: that capture ends, whatever the Pod wants now.
+    endCapture(it, it->second.ending);
+    it = records_.end();
+  }
   if (!desire.wanted) {
-    if (it != records_.end()) endCapture(it, desire.why_not);
     noticeOnce(pod_uid, pod, desire);
+    if (it != records_.end()) return endCapture(it, desire.why_not);
     return std::nullopt;
   }
   notices_.erase(pod_uid);
@@ -126,30 +134,41 @@ std::optional<base::Duration> Reconciler::reconcile(const std::string& pod_uid) 
 }
 
 absl::StatusOr<Reconciler::Records::iterator> Reconciler::createRecord(const k8s::Pod& pod) {
-  Record record;
-  record.pod = k8s::referenceTo(pod);
-  // No jitter: the delays are exactly backoff_initial, twice that, ... up to backoff_max.
-  record.backoff = base::Backoff(options_.backoff_initial, options_.backoff_max, /*jitter=*/0);
-
-  // A Pod recreated under the same name (a new UID: StatefulSets do this) takes over the
-  // capture of its predecessor, whose reconcile may simply not have run yet.
+  // A Pod recreated under the same name (a new UID: StatefulSets do this) takes over the record
+  // of its predecessor, whose reconcile may simply not have run yet: its tcpdump (stopped once
+  // the new Pod's sandbox is known), its file name, its history.
   auto predecessor = std::find_if(records_.begin(), records_.end(), [&](const auto& entry) {
     return entry.second.pod.namespace_ == pod.namespace_ && entry.second.pod.name == pod.name;
   });
   if (predecessor != records_.end()) {
-    Record& old = predecessor->second;
-    LOG(INFO) << "Pod " << displayName(record.pod) << " recreated: UID " << old.pod.uid << " -> "
-              << pod.uid;
-    stopProcess(old);
-    deleteFiles(old);
-    if (old.everStarted()) {
-      record.next_start = NextStart::kAnnounceRestart;
-      record.restart_reason = absl::StrCat("the Pod was recreated (previous UID ", old.pod.uid,
-                                           ", sandbox ", old.sandbox_id, ")");
-    }
+    Record record = std::move(predecessor->second);
+    const std::string old_uid = predecessor->first;
     records_.erase(predecessor);
+    LOG(INFO) << displayName(record.pod) << " recreated: UID " << old_uid << " -> " << pod.uid;
+    for (auto& [process, owner] : owners_) {
+      if (owner == old_uid) owner = pod.uid;
+    }
+    record.pod = k8s::referenceTo(pod);
+    record.binding_suspect = true;
+    record.lookup_pending = false;
+    record.lookup.reset();
+    record.ending.clear();  // its stop, if one was asked for, is now the new Pod's restart
+    if (record.everStarted()) {
+      record.next_start = NextStart::kAnnounceRestart;
+      std::string why = absl::StrCat("the Pod was recreated (previous UID ", old_uid, ", sandbox ",
+                                     record.sandbox->id, ")");
+      if (!record.restart_reason.empty()) absl::StrAppend(&why, " (", record.restart_reason, ")");
+      record.restart_reason = std::move(why);
+      // The old Pod's files are not the new Pod's capture, even where no tcpdump runs now.
+      record.files_stale = true;
+    }
+    return records_.emplace(pod.uid, std::move(record)).first;
   }
 
+  Record record;
+  record.pod = k8s::referenceTo(pod);
+  record.backoff =
+      base::Backoff(options_.backoff_initial, options_.backoff_max, options_.backoff_jitter);
   const std::string plain = plainFileBase(pod.namespace_, pod.name, options_.max_files);
   const std::string qualified = qualifiedFileBase(pod.namespace_, pod.name, options_.max_files);
   if (const Record* holder = holderOf(plain); holder == nullptr) {
@@ -175,25 +194,125 @@ const Reconciler::Record* Reconciler::holderOf(const std::string& file_base) con
 }
 
 std::optional<base::Duration> Reconciler::ensureRunning(Record& record, int files) {
-  if (!record.process) {
-    record.files = files;
-    if (auto wait = untilRetry(record)) return wait;
+  // Never two tcpdumps on the same files: nothing else happens until this one is gone.
+  if (record.state == CaptureState::kStopping) return stop(record);
+
+  if (record.process) {
+    if (record.binding_suspect) {
+      auto sandbox = lookUp(record);
+      if (!sandbox) return std::nullopt;
+      if (sandbox->ok() && (*sandbox)->id != record.sandbox->id) {
+        // The kubelet replaced the sandbox: the capture moves, whether tcpdump still runs in the
+        // old one or is about to end with it.
+        return restart(
+            record, **sandbox,
+            absl::StrCat("the sandbox changed from ", record.sandbox->id, " to ", (*sandbox)->id));
+      }
+      if (sandbox->ok()) {
+        record.binding_suspect = false;
+      } else {
+        // None READY (being replaced: tcpdump keeps going until a new one is), or the runtime
+        // cannot tell: keep capturing and look again.
+        VLOG(1) << displayName(record.pod) << ": " << sandbox->status();
+        return options_.sandbox_retry;
+      }
+    }
+    if (files != record.files) {
+      // Same sandbox, known from the binding: no look-up.
+      return restart(record, *record.sandbox,
+                     absl::StrCat("the file count changed from ", record.files, " to ", files));
+    }
+    return std::nullopt;
   }
-  auto sandbox = resolver_.resolve(record.pod.uid);
-  if (!sandbox.ok()) return onResolveFailure(record, sandbox.status());
-  if (record.everStarted() && sandbox->id != record.sandbox_id) {
-    // The capture moves, whether tcpdump still runs in the old sandbox or already ended with it
-    // (stopping a sandbox takes its interface away) before the new one was READY.
-    prepareRestart(
-        record, *sandbox,
-        absl::StrCat("the sandbox changed from ", record.sandbox_id, " to ", sandbox->id));
-  } else if (record.process && files != record.files) {
-    prepareRestart(record, *sandbox,
-                   absl::StrCat("the file count changed from ", record.files, " to ", files));
+
+  if (record.unexplained_exit) {
+    auto sandbox = lookUp(record);
+    if (!sandbox) return std::nullopt;
+    if (auto wait = explainExit(record, *sandbox)) return wait;
   }
-  if (record.process) return std::nullopt;
   record.files = files;
-  return launch(record, *sandbox);
+  if (auto wait = untilRetry(record)) return wait;
+  if (!record.sandbox || record.binding_suspect) {
+    auto sandbox = lookUp(record);
+    if (!sandbox) return std::nullopt;
+    if (!sandbox->ok()) return onResolveFailure(record, sandbox->status());
+    if (record.everStarted() && (*sandbox)->id != record.sandbox->id) {
+      // The Pod's sandbox changed while no tcpdump ran (it ended with the old one, or never
+      // started in it): a restart, told as one.
+      restart(
+          record, **sandbox,
+          absl::StrCat("the sandbox changed from ", record.sandbox->id, " to ", (*sandbox)->id));
+    }
+    record.sandbox = **sandbox;
+    record.binding_suspect = false;
+  }
+  return launch(record);
+}
+
+std::optional<absl::StatusOr<cri::SandboxInfo>> Reconciler::lookUp(Record& record) {
+  if (record.lookup) {
+    absl::StatusOr<cri::SandboxInfo> answer = std::move(*record.lookup);
+    record.lookup.reset();
+    return answer;
+  }
+  if (!record.lookup_pending) {
+    record.lookup_pending = true;
+    lookups_.push_back(record.pod.uid);
+  }
+  if (!record.process && record.state != CaptureState::kBackoff) {
+    record.state = CaptureState::kPending;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> Reconciler::takeLookups() { return std::exchange(lookups_, {}); }
+
+void Reconciler::recordSandbox(const std::string& pod_uid,
+                               absl::StatusOr<cri::SandboxInfo> sandbox) {
+  auto it = records_.find(pod_uid);
+  if (it == records_.end() || !it->second.lookup_pending) return;  // ended meanwhile
+  it->second.lookup_pending = false;
+  it->second.lookup = std::move(sandbox);
+}
+
+std::optional<base::Duration> Reconciler::explainExit(
+    Record& record, const absl::StatusOr<cri::SandboxInfo>& sandbox) {
+  const Record::Exit exit = *std::move(record.unexplained_exit);
+  record.unexplained_exit.reset();
+  const std::string& message = exit.message;
+  bool sandbox_gone = false;
+  if (sandbox.ok()) {
+    sandbox_gone = sandbox->id != record.sandbox->id;
+  } else {
+    switch (cri::failureOf(sandbox.status())) {
+      case cri::ResolveFailure::kNoSandbox:
+      case cri::ResolveFailure::kNoReadySandbox:
+      case cri::ResolveFailure::kNetnsClosed:
+        sandbox_gone = true;
+        break;
+      default:
+        break;  // the runtime cannot tell: count it as tcpdump's own failure
+    }
+  }
+  if (sandbox_gone) {
+    // Stopping a sandbox takes the Pod's interface away, and tcpdump with it ("The interface
+    // disappeared"): the kubelet replacing the sandbox, or the Pod going, not a failure. No
+    // Warning and no backoff: the next look-up moves the capture into the new sandbox (and says
+    // so with CaptureRestarted), or the Pod's end ends it.
+    LOG(INFO) << displayName(record.pod) << ": " << message << ", with its sandbox "
+              << record.sandbox->id << "; waiting for the Pod's next sandbox";
+    record.state = CaptureState::kPending;
+    record.binding_suspect = true;
+    if (sandbox.ok()) record.lookup = sandbox;  // the new one: use it at once
+    return sandbox.ok() ? std::nullopt : std::optional(options_.sandbox_retry);
+  }
+  record.binding_suspect = false;
+  const bool reported = !sameFailure(message, record.last_failure_reported);
+  LOG(WARNING) << displayName(record.pod) << ": " << message;
+  const base::Duration delay = fail(record, message);
+  record.next_start = reported ? NextStart::kAnnounceRestart : NextStart::kQuiet;
+  record.restart_reason = exit.status;
+  return delay;
 }
 
 std::optional<base::Duration> Reconciler::untilRetry(const Record& record) const {
@@ -213,29 +332,29 @@ std::optional<base::Duration> Reconciler::onResolveFailure(Record& record,
       host_network_pods_.insert(uid);
       const std::optional<k8s::Pod> pod = pods_.get(uid);
       const Desire desire = desireOf(uid, pod);
-      endCapture(records_.find(uid), desire.why_not);
       noticeOnce(uid, pod, desire);
-      return std::nullopt;
+      return endCapture(records_.find(uid), desire.why_not);
     }
     case cri::ResolveFailure::kNoSandbox:
     case cri::ResolveFailure::kNoReadySandbox:
     case cri::ResolveFailure::kNetnsClosed:
-      // Normal while a Pod starts, or while the kubelet replaces its sandbox: a running
-      // tcpdump keeps going until a new READY sandbox shows up.
+      // Normal while a Pod starts, or while the kubelet replaces its sandbox.
       VLOG(1) << displayName(record.pod) << ": " << status;
-      if (!record.process && record.state != CaptureState::kBackoff) {
-        record.state = CaptureState::kPending;
-      }
+      if (record.state != CaptureState::kBackoff) record.state = CaptureState::kPending;
       return options_.sandbox_retry;
     default:
-      if (record.process) return std::nullopt;  // keep capturing; the resync looks again
       return fail(record, absl::StrCat("cannot look up the Pod's sandbox in the container "
                                        "runtime: ",
                                        status.message()));
   }
 }
 
-std::optional<base::Duration> Reconciler::launch(Record& record, const cri::SandboxInfo& sandbox) {
+std::optional<base::Duration> Reconciler::launch(Record& record) {
+  if (record.files_stale) {
+    deleteFiles(record);
+    record.files_stale = false;
+  }
+  const cri::SandboxInfo& sandbox = *record.sandbox;
   proc::LaunchSpec spec;
   spec.owner = record.pod.uid;
   spec.argv = options_.tcpdump.argv(record.files, files_.pathOf(record.file_base));
@@ -244,13 +363,15 @@ std::optional<base::Duration> Reconciler::launch(Record& record, const cri::Sand
   spec.sandbox_id = sandbox.id;
   auto launched = launcher_.start(spec);
   if (!launched.ok()) {
+    // The netns may have gone with the sandbox: look it up again before the next try.
+    record.binding_suspect = true;
     return fail(record, absl::StrCat("cannot start tcpdump in sandbox ", sandbox.id, ": ",
                                      launched.status().message()));
   }
   record.process = launched->id;
+  owners_[launched->id] = record.pod.uid;
   record.pid = launched->pid;
   record.started_at = clock_.now();
-  record.sandbox_id = sandbox.id;
   record.netns_path = launched->netns_path;
   record.state = CaptureState::kRunning;
   record.last_error.clear();
@@ -275,66 +396,106 @@ std::optional<base::Duration> Reconciler::launch(Record& record, const cri::Sand
   return std::nullopt;
 }
 
-void Reconciler::prepareRestart(Record& record, const cri::SandboxInfo& sandbox, std::string why) {
+std::optional<base::Duration> Reconciler::restart(Record& record, const cri::SandboxInfo& sandbox,
+                                                  std::string why) {
   LOG(INFO) << displayName(record.pod) << ": restarting capture: " << why;
-  stopProcess(record);
-  deleteFiles(record);
   // Bound to the new sandbox from now on, started or not: retries of a start that fails there
   // are the same failure, backed off and reported once.
-  record.sandbox_id = sandbox.id;
-  record.netns_path = sandbox.netns_path;
+  record.sandbox = sandbox;
+  record.binding_suspect = false;
+  record.files_stale = true;
   record.backoff.reset();
   record.last_failure_reported.clear();
+  if (record.state == CaptureState::kBackoff) record.state = CaptureState::kPending;
   record.next_start = NextStart::kAnnounceRestart;
   // A restart still pending (tcpdump's exit, an earlier change) is part of this one's story.
   if (!record.restart_reason.empty()) absl::StrAppend(&why, " (", record.restart_reason, ")");
   record.restart_reason = std::move(why);
+  if (!record.process) return std::nullopt;
+  return stop(record);
 }
 
-void Reconciler::recordExit(const proc::ProcessExit& exit) {
-  auto it = records_.find(exit.owner);
-  if (it == records_.end() || it->second.process != exit.id) return;  // already stopped
+std::optional<base::Duration> Reconciler::stop(Record& record) {
+  const base::TimePoint now = clock_.now();
+  if (record.state != CaptureState::kStopping) {
+    record.state = CaptureState::kStopping;
+    record.stop_deadline = now + options_.stop_grace;
+    record.killed = false;
+    if (absl::Status sent = launcher_.signal(*record.process, SIGTERM); !sent.ok()) {
+      VLOG(1) << displayName(record.pod) << ": SIGTERM: " << sent;  // its exit is on its way
+      return std::nullopt;
+    }
+  }
+  if (now < record.stop_deadline) {
+    return std::chrono::ceil<base::Duration>(record.stop_deadline - now);
+  }
+  if (!record.killed) {
+    LOG(WARNING) << displayName(record.pod) << ": tcpdump (pid " << record.pid << ") still runs "
+                 << options_.stop_grace.count() << " ms after SIGTERM: SIGKILL";
+    record.killed = true;
+    record.stop_deadline = now + options_.kill_wait;
+    (void)launcher_.signal(*record.process, SIGKILL);
+    return options_.kill_wait;
+  }
+  LOG(WARNING) << displayName(record.pod) << ": tcpdump (pid " << record.pid << ") survived "
+               << "SIGKILL for " << options_.kill_wait.count()
+               << " ms (uninterruptible sleep?); its capture waits for its exit";
+  return std::nullopt;
+}
+
+std::optional<std::string> Reconciler::recordExit(const proc::ProcessExit& exit) {
+  auto owner = owners_.find(exit.id);
+  if (owner == owners_.end()) return std::nullopt;
+  const std::string uid = owner->second;
+  owners_.erase(owner);
+  auto it = records_.find(uid);
+  if (it == records_.end() || it->second.process != exit.id) return std::nullopt;
   Record& record = it->second;
   record.process.reset();
   record.pid = 0;
+  if (record.state == CaptureState::kStopping) {
+    VLOG(1) << displayName(record.pod) << ": tcpdump stopped, " << exit.status.describe();
+    record.state = CaptureState::kPending;
+    return uid;
+  }
+  if (!exit.start_error.empty()) {
+    // tcpdump never ran (the child failed to enter the netns, or to exec): a failed start, told
+    // as one. The netns may have gone with the sandbox: look it up again before the next try.
+    record.binding_suspect = true;
+    fail(record, absl::StrCat("cannot start tcpdump in sandbox ", record.sandbox->id, ": ",
+                              exit.start_error));
+    return uid;
+  }
   if (clock_.now() - record.started_at >= options_.stable_after) {
     record.backoff.reset();
     record.last_failure_reported.clear();
   }
-  std::string message = absl::StrCat("tcpdump ", exit.status.describe());
+  Record::Exit report;
+  report.status = absl::StrCat("tcpdump ", exit.status.describe());
+  report.message = report.status;
   if (const std::string errors = tcpdumpErrorLines(exit.stderr_tail); !errors.empty()) {
-    absl::StrAppend(&message, ": ", errors);
+    absl::StrAppend(&report.message, ": ", errors);
   }
-  if (sandboxWentAway(record)) {
-    // Stopping a sandbox takes the Pod's interface away, and tcpdump with it ("The interface
-    // disappeared"): the kubelet replacing the sandbox, or the Pod going, not a failure. No
-    // Warning and no backoff: the next reconcile moves the capture into the new sandbox (and
-    // says so with CaptureRestarted), or ends it with the Pod.
-    LOG(INFO) << displayName(record.pod) << ": " << message << ", with its sandbox "
-              << record.sandbox_id << "; waiting for the Pod's next sandbox";
-    record.state = CaptureState::kPending;
-    return;
-  }
-  const bool reported = message != record.last_failure_reported;
-  LOG(WARNING) << displayName(record.pod) << ": " << message;
-  fail(record, message);
-  record.next_start = reported ? NextStart::kAnnounceRestart : NextStart::kQuiet;
-  record.restart_reason = absl::StrCat("tcpdump ", exit.status.describe());
+  // Did it end with its sandbox, or by itself? The next reconcile looks the sandbox up to tell.
+  record.unexplained_exit = std::move(report);
+  record.state = CaptureState::kPending;
+  return uid;
 }
 
-bool Reconciler::sandboxWentAway(const Record& record) {
-  auto sandbox = resolver_.resolve(record.pod.uid);
-  if (sandbox.ok()) {
-    return sandbox->id != record.sandbox_id;
+std::vector<std::string> Reconciler::checkBindings(const cri::SandboxSnapshot& snapshot) {
+  std::vector<std::string> changed;
+  for (auto& [uid, record] : records_) {
+    auto listed = snapshot.newest_ready.find(uid);
+    const std::string newest = listed == snapshot.newest_ready.end() ? "" : listed->second;
+    if (record.sandbox) {
+      if (newest == record.sandbox->id) continue;
+      record.binding_suspect = true;
+      changed.push_back(uid);
+    } else if (!newest.empty() && record.state == CaptureState::kPending) {
+      changed.push_back(uid);  // its first sandbox is READY now
+    }
   }
-  switch (cri::failureOf(sandbox.status())) {
-    case cri::ResolveFailure::kNoSandbox:
-    case cri::ResolveFailure::kNoReadySandbox:
-    case cri::ResolveFailure::kNetnsClosed:
-      return true;
-    default:
-      return false;  // the runtime cannot tell: count it as tcpdump's own failure
-  }
+  return changed;
 }
 
 base::Duration Reconciler::fail(Record& record, const std::string& message) {
@@ -343,7 +504,7 @@ base::Duration Reconciler::fail(Record& record, const std::string& message) {
   record.state = CaptureState::kBackoff;
   record.retry_at = clock_.now() + delay;
   record.last_error = message;
-  if (message != record.last_failure_reported) {
+  if (!sameFailure(message, record.last_failure_reported)) {
     record.last_failure_reported = message;
     emit(record.pod, k8s::EventType::kWarning, kReasonFailed,
          absl::StrCat(message, "; retrying with backoff"));
@@ -351,10 +512,15 @@ base::Duration Reconciler::fail(Record& record, const std::string& message) {
   return delay;
 }
 
-void Reconciler::endCapture(Records::iterator it, const std::string& why) {
+std::optional<base::Duration> Reconciler::endCapture(Records::iterator it, const std::string& why) {
   Record& record = it->second;
-  LOG(INFO) << displayName(record.pod) << ": stopping capture: " << why;
-  stopProcess(record);
+  if (record.process) {
+    if (record.ending.empty()) {
+      LOG(INFO) << displayName(record.pod) << ": stopping capture: " << why;
+      record.ending = why;
+    }
+    return stop(record);  // the capture ends once tcpdump is gone
+  }
   const std::string deleted = deleteFiles(record);
   if (record.everStarted()) {
     ++stats_.stopped;
@@ -362,19 +528,7 @@ void Reconciler::endCapture(Records::iterator it, const std::string& why) {
          absl::StrCat("Stopped: ", why, "; ", deleted));
   }
   records_.erase(it);
-}
-
-void Reconciler::stopProcess(Record& record) {
-  if (!record.process) return;
-  auto exit = launcher_.stop(*record.process, options_.stop_grace);
-  if (exit.ok()) {
-    VLOG(1) << displayName(record.pod) << ": tcpdump " << exit->status.describe();
-  } else if (!absl::IsNotFound(exit.status())) {
-    LOG(WARNING) << displayName(record.pod) << ": stopping tcpdump: " << exit.status();
-  }
-  record.process.reset();
-  record.pid = 0;
-  record.state = CaptureState::kPending;
+  return std::nullopt;
 }
 
 std::string Reconciler::deleteFiles(const Record& record) {
@@ -396,7 +550,7 @@ std::string Reconciler::describeCapture(const Record& record) const {
   std::string text =
       absl::StrCat("tcpdump (pid ", record.pid, ") writes ", where, " (", record.files,
                    record.files == 1 ? " file" : " files", " of 1 MB, rotating) in sandbox ",
-                   record.sandbox_id, ", netns ", record.netns_path);
+                   record.sandbox ? record.sandbox->id : "", ", netns ", record.netns_path);
   if (!record.file_note.empty()) absl::StrAppend(&text, " (", record.file_note, ")");
   return text;
 }
@@ -430,9 +584,10 @@ absl::Status Reconciler::startFresh() {
   return absl::OkStatus();
 }
 
-void Reconciler::stopAll() {
-  for (auto& [uid, record] : records_) stopProcess(record);
-  records_.clear();
+int Reconciler::signalAll(int signal) {
+  int sent = 0;
+  for (const auto& [process, uid] : owners_) sent += launcher_.signal(process, signal).ok();
+  return sent;
 }
 
 std::vector<std::string> Reconciler::trackedPods() const {
@@ -447,17 +602,55 @@ std::vector<CaptureStatus> Reconciler::captures() const {
   out.reserve(records_.size());
   for (const auto& [uid, record] : records_) {
     out.push_back(CaptureStatus{uid, record.pod.namespace_, record.pod.name, record.state,
-                                record.files, files_.pathOf(record.file_base), record.sandbox_id,
-                                record.netns_path, record.pid, record.restarts, record.last_error});
+                                record.files, files_.pathOf(record.file_base),
+                                record.sandbox ? record.sandbox->id : "", record.netns_path,
+                                record.pid, record.restarts, record.last_error});
   }
   return out;
 }
 
 CaptureStats Reconciler::stats() const {
   CaptureStats stats = stats_;
-  stats.active = std::count_if(records_.begin(), records_.end(),
-                               [](const auto& entry) { return entry.second.process.has_value(); });
+  stats.active = std::count_if(records_.begin(), records_.end(), [](const auto& entry) {
+    return entry.second.state == CaptureState::kRunning;
+  });
   return stats;
+}
+
+namespace {
+
+// Every hexadecimal word of 12 characters or more (a sandbox or container ID, crictl's short ones
+// included) as "<id>"; after the first ": " (the failure's details, past what failed and its
+// exit status) every run of digits as '#' too.
+std::string withoutNumbers(absl::string_view text) {
+  const size_t details = text.find(": ");
+  std::string out;
+  size_t i = 0;
+  const auto is_hex = [](char c) { return absl::ascii_isxdigit(static_cast<unsigned char>(c)); };
+  const auto is_alnum = [](char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)); };
+  const auto is_digit = [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); };
+  while (i < text.size()) {
+    size_t end = i;
+    while (end < text.size() && is_hex(text[end])) ++end;
+    const bool whole_word =
+        (i == 0 || !is_alnum(text[i - 1])) && (end == text.size() || !is_alnum(text[end]));
+    if (end - i >= 12 && whole_word) {
+      out += "<id>";
+      i = end;
+    } else if (details != absl::string_view::npos && i > details && is_digit(text[i])) {
+      out += '#';
+      while (i < text.size() && is_digit(text[i])) ++i;
+    } else {
+      out += text[i++];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool sameFailure(absl::string_view a, absl::string_view b) {
+  return withoutNumbers(a) == withoutNumbers(b);
 }
 
 }  // namespace capture

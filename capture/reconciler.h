@@ -39,15 +39,20 @@ struct CaptureOptions {
   base::Duration sandbox_retry = std::chrono::seconds(2);  // a Pod whose sandbox is not READY yet
   base::Duration backoff_initial = std::chrono::seconds(1);
   base::Duration backoff_max = std::chrono::minutes(5);
-  base::Duration stable_after = std::chrono::minutes(1);  // a tcpdump that ran this long starts its
-                                                          // next backoff from the beginning
+  // Each retry's delay is drawn from [d * (1 - jitter), d], so that the captures of a node (or
+  // of a cluster, after a runtime restart) do not retry in step.
+  double backoff_jitter = 0.5;
+  base::Duration stable_after = std::chrono::minutes(1);  // a tcpdump that ran this long starts
+                                                          // its next backoff from the beginning
   base::Duration stop_grace = std::chrono::seconds(5);    // SIGTERM to SIGKILL
+  base::Duration kill_wait = std::chrono::seconds(5);     // after SIGKILL, before saying it hangs
 };
 
 enum class CaptureState {
-  kPending,  // wanted, waiting for a READY sandbox
-  kRunning,  // tcpdump runs
-  kBackoff,  // tcpdump failed or exited; retried at a later time
+  kPending,   // wanted, waiting for a READY sandbox (or for its look-up)
+  kRunning,   // tcpdump runs
+  kBackoff,   // tcpdump failed or exited; retried at a later time
+  kStopping,  // tcpdump was told to stop (SIGTERM, SIGKILL after stop_grace); its exit is awaited
 };
 const char* toString(CaptureState state);
 
@@ -78,37 +83,58 @@ struct CaptureStats {
 // Decides and acts, for one Pod UID at a time, like a Kubernetes controller's reconcile: what
 // the Pod wants (from the informer's cache: this node, not terminating or finished, not
 // hostNetwork, a valid tcpdump.antrea.io=N) against what this node runs for it (its record:
-// sandbox ID, netns, N, tcpdump process, file base, backoff), then the difference:
-//  - wanted, nothing runs:        resolve the sandbox, start tcpdump           CaptureStarted
-//  - no longer wanted:            stop tcpdump, delete its files               CaptureStopped
+// the sandbox it is bound to, N, tcpdump process, file base, backoff), then the difference:
+//  - wanted, nothing runs:        look the sandbox up, start tcpdump           CaptureStarted
+//  - no longer wanted:            stop tcpdump, then delete its files          CaptureStopped
 //  - another sandbox is READY, or N changed, or the Pod was recreated under the same name:
 //                                 stop, delete, start in the new netns         CaptureRestarted
-//  - tcpdump exited by itself:    restart after a capped exponential backoff   CaptureFailed,
+//  - tcpdump exited by itself:    restart after a capped, jittered backoff     CaptureFailed,
 //                                                                              CaptureRestarted
 //    (unless its sandbox went away with it: then it is a sandbox change, told as one)
 //  - sandbox not READY yet:       look again after sandbox_retry, silently
 //  - runtime unreachable, start failed: retry with backoff                     CaptureFailed
 //  - invalid annotation / hostNetwork Pod: nothing runs  InvalidCaptureAnnotation / CaptureFailed
-// Each outcome is one Event: a failure that repeats unchanged through retries is reported
-// once (for tcpdump's exits: the same status and error lines, see tcpdumpErrorLines()). File names
-// and name collisions: see capture_files.h. A stop deletes the capture's files, and so does a
-// restart for a new sandbox, N or UID (the files would mix two captures); a restart after
-// tcpdump's own exit keeps them (tcpdump rewrites them in turn). A controller's start deletes
-// every capture file it finds (startFresh()).
+// Each outcome is one Event: a failure that repeats through retries is reported once, also when
+// only numbers in it differ (pids, counters, sandbox IDs: see sameFailure()). File names and name
+// collisions: see capture_files.h. A stop deletes the capture's files, and so does a restart for
+// a new sandbox, N or UID (the files would mix two captures); a restart after tcpdump's own exit
+// keeps them (tcpdump rewrites them in turn). A controller's start deletes every capture file it
+// finds (startFresh()).
+//
+// It never waits and never does I/O other than the capture files and fork/exec:
+//  - Stopping is a signal: SIGTERM, the record turns Stopping, and reconcile() asks to be called
+//    again at the grace period's end, when it sends SIGKILL. The tcpdump's exit (recordExit())
+//    completes the stop. Until then nothing else starts for that capture: never two tcpdumps on
+//    the same files.
+//  - Sandboxes are looked up by the caller: reconcile() lists what it needs in takeLookups(), and
+//    the answers come back through recordSandbox(). A capture is bound to its sandbox: a running
+//    one is looked up again only when a resync's snapshot (checkBindings()) shows another READY
+//    sandbox, or none, or after its tcpdump exited; a restart for a new N reuses the binding.
 //
 // Not thread-safe, by design: one worker thread (the CaptureWorker's) owns it and all capture
 // state. It forks tcpdump from that thread too, which keeps PR_SET_PDEATHSIG meaningful.
 class Reconciler {
  public:
-  Reconciler(CaptureOptions options, cri::SandboxResolver& resolver, k8s::PodLister& pods,
-             k8s::EventSink& events, proc::ProcessLauncher& launcher, const base::Clock& clock);
+  Reconciler(CaptureOptions options, k8s::PodLister& pods, k8s::EventSink& events,
+             proc::ProcessLauncher& launcher, const base::Clock& clock);
 
-  // Returns when to look at this Pod again; nullopt: on its next change or the next resync.
+  // Returns when to look at this Pod again; nullopt: on its next change, its tcpdump's exit, the
+  // answer to its sandbox look-up, or the next resync.
   std::optional<base::Duration> reconcile(const std::string& pod_uid);
 
-  // A tcpdump ended by itself (from proc::ProcessLauncher's exit handler, via the worker). Exits of
-  // processes the record no longer holds are ignored.
-  void recordExit(const proc::ProcessExit& exit);
+  // The Pod UIDs whose sandbox reconcile() needs looked up (each once until its answer came).
+  std::vector<std::string> takeLookups();
+  // The answer to a look-up; reconcile the Pod next.
+  void recordSandbox(const std::string& pod_uid, absl::StatusOr<cri::SandboxInfo> sandbox);
+
+  // A tcpdump ended, by itself or stopped (from ProcessLauncher's exit handler, via the worker).
+  // Returns the Pod UID to reconcile next; nullopt for a process no record holds any more.
+  std::optional<std::string> recordExit(const proc::ProcessExit& exit);
+
+  // A resync: every capture whose Pod's newest READY sandbox in `snapshot` is not the one it is
+  // bound to (another, or none) is to be looked up again; returns the Pod UIDs to reconcile.
+  // Captures waiting for a sandbox that now has one READY are returned too.
+  std::vector<std::string> checkBindings(const cri::SandboxSnapshot& snapshot);
 
   // At start-up, before any capture runs: deletes every capture file in the directory (what
   // an earlier run left: no tcpdump of ours writes them any more, and a restarted controller
@@ -117,8 +143,11 @@ class Reconciler {
   // name whatever order their reconciles run in. Their captures start afresh.
   absl::Status startFresh();
 
-  // At shutdown: stops every tcpdump cleanly. Files stay until the next start deletes them.
-  void stopAll();
+  // At shutdown: sends `signal` to every tcpdump; returns how many it sent it to. Their exits
+  // come back through recordExit(); the files stay until the next start deletes them.
+  int signalAll(int signal);
+  // How many tcpdumps have not reported their exit yet.
+  int processes() const { return static_cast<int>(owners_.size()); }
 
   std::vector<std::string> trackedPods() const;
   std::vector<CaptureStatus> captures() const;
@@ -135,10 +164,30 @@ class Reconciler {
     std::optional<proc::ProcessId> process;
     pid_t pid = 0;
     base::TimePoint started_at;
-    std::string sandbox_id;  // the sandbox the capture is bound to: where tcpdump runs, or
-                             // where its next start goes; empty until its first start
-    std::string netns_path;
-    base::Backoff backoff{base::Duration(1), base::Duration(1), 0};  // set by createRecord()
+    // The sandbox the capture is bound to: where tcpdump runs, or where its next start goes;
+    // unset until its first start.
+    std::optional<cri::SandboxInfo> sandbox;
+    std::string netns_path;  // the path tcpdump entered (the CRI's, or the /proc fallback)
+    // Look the sandbox up before anything else: a resync saw another READY sandbox (or none),
+    // tcpdump exited, the Pod was recreated, or a start failed.
+    bool binding_suspect = false;
+    bool lookup_pending = false;                             // in takeLookups(), no answer yet
+    std::optional<absl::StatusOr<cri::SandboxInfo>> lookup;  // the answer, until used
+    // The files of a tcpdump that was stopped for a restart: deleted before the next start.
+    bool files_stale = false;
+    // tcpdump's own exit, until a look-up tells whether its sandbox went away with it.
+    struct Exit {
+      std::string status;   // "tcpdump exited with status 1"
+      std::string message;  // with tcpdump's error lines
+    };
+    std::optional<Exit> unexplained_exit;
+    // Why the capture ends, once a stop was asked for it: when tcpdump is gone the capture ends
+    // (files deleted, CaptureStopped) even if the Pod wants one again by then, which is then a
+    // new capture.
+    std::string ending;
+    base::TimePoint stop_deadline;                                // Stopping: when SIGKILL follows
+    bool killed = false;                                          // Stopping: SIGKILL sent
+    base::Backoff backoff{base::Duration(1), base::Duration(1)};  // set by createRecord()
     base::TimePoint retry_at;
     std::string last_failure_reported;
     NextStart next_start = NextStart::kAnnounce;
@@ -147,7 +196,7 @@ class Reconciler {
     std::string last_error;
 
     // Only a start binds a capture to a sandbox.
-    bool everStarted() const { return !sandbox_id.empty(); }
+    bool everStarted() const { return sandbox.has_value(); }
   };
   struct Desire {
     bool wanted = false;
@@ -166,34 +215,48 @@ class Reconciler {
   // hundred captures, and names are chosen only when a capture begins.
   const Record* holderOf(const std::string& file_base) const;
   std::optional<base::Duration> ensureRunning(Record& record, int files);
+  // The look-up's answer when it came; otherwise asks for one (nullopt: wait for it).
+  std::optional<absl::StatusOr<cri::SandboxInfo>> lookUp(Record& record);
+  // tcpdump exited by itself: with its sandbox (a sandbox change), or a failure of its own.
+  std::optional<base::Duration> explainExit(Record& record,
+                                            const absl::StatusOr<cri::SandboxInfo>& sandbox);
   std::optional<base::Duration> untilRetry(const Record& record) const;
   std::optional<base::Duration> onResolveFailure(Record& record, const absl::Status& status);
-  std::optional<base::Duration> launch(Record& record, const cri::SandboxInfo& sandbox);
-  // Before a start that replaces the capture (new sandbox or N): stops tcpdump, deletes the old
-  // files, binds the record to `sandbox`, starts the backoff afresh and announces the restart.
-  void prepareRestart(Record& record, const cri::SandboxInfo& sandbox, std::string why);
-  // After tcpdump's exit: whether the sandbox it captured is no longer the Pod's READY one.
-  bool sandboxWentAway(const Record& record);
+  std::optional<base::Duration> launch(Record& record);
+  // Before a start that replaces the capture (new sandbox, N or UID): tells tcpdump to stop,
+  // binds the record to `sandbox`, starts the backoff afresh and announces the restart. The old
+  // files go once tcpdump is gone.
+  std::optional<base::Duration> restart(Record& record, const cri::SandboxInfo& sandbox,
+                                        std::string why);
+  // SIGTERM once, SIGKILL at stop_deadline: returns when to come back, nullopt to wait for the
+  // exit.
+  std::optional<base::Duration> stop(Record& record);
   base::Duration fail(Record& record, const std::string& message);
-  void endCapture(Records::iterator it, const std::string& why);
-  void stopProcess(Record& record);
+  std::optional<base::Duration> endCapture(Records::iterator it, const std::string& why);
   std::string deleteFiles(const Record& record);
   std::string describeCapture(const Record& record) const;
   void emit(const k8s::ObjectReference& pod, k8s::EventType type, const char* reason,
             const std::string& message);
 
   const CaptureOptions options_;
-  cri::SandboxResolver& resolver_;
   k8s::PodLister& pods_;
   k8s::EventSink& events_;
   proc::ProcessLauncher& launcher_;
   const base::Clock& clock_;
   const CaptureFiles files_;
 
-  Records records_;                             // by Pod UID
-  std::map<std::string, std::string> notices_;  // Pod UID -> last Warning shown
-  std::set<std::string> host_network_pods_;     // UIDs the runtime says are hostNetwork
+  Records records_;                                // by Pod UID
+  std::map<proc::ProcessId, std::string> owners_;  // live tcpdump -> its record's Pod UID
+  std::vector<std::string> lookups_;               // for takeLookups()
+  std::map<std::string, std::string> notices_;     // Pod UID -> last Warning shown
+  std::set<std::string> host_network_pods_;        // UIDs the runtime says are hostNetwork
   CaptureStats stats_;
 };
+
+// Whether two failure messages tell the same failure: equal once every long hexadecimal word (a
+// sandbox or container ID) is one '<id>' and, past the first ": " (what failed, and tcpdump's
+// exit status), every run of digits is one '#'. A crash loop whose messages differ only in pids,
+// counters or IDs is reported once; another exit status is another failure.
+bool sameFailure(absl::string_view a, absl::string_view b);
 
 }  // namespace capture

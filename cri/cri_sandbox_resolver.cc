@@ -1,5 +1,7 @@
 #include "cri/cri_sandbox_resolver.h"
 
+#include <map>
+#include <set>
 #include <string>
 
 #include "cri/sandbox_status.h"
@@ -11,8 +13,9 @@ namespace cri {
 constexpr char kPodUidLabel[] = "io.kubernetes.pod.uid";
 constexpr char kPodNamespaceLabel[] = "io.kubernetes.pod.namespace";
 constexpr char kPodNameLabel[] = "io.kubernetes.pod.name";
-// Bounds the cache of resolved sandboxes without tracking pod deletions: far above the pods
-// of one node, and refilling it costs one PodSandboxStatus per live capture.
+// Bounds the cache of resolved sandboxes: far above the pods of one node, and refilling it costs
+// one PodSandboxStatus per live capture. Every snapshot() (each resync) also drops the sandboxes
+// the runtime no longer lists, so in practice it holds the node's live ones.
 constexpr size_t kMaxCachedSandboxes = 4096;
 
 absl::StatusOr<SandboxInfo> CriSandboxResolver::resolve(std::string_view pod_uid) {
@@ -33,7 +36,35 @@ absl::StatusOr<SandboxInfo> CriSandboxResolver::resolveFiltered(
     const runtime::v1::PodSandboxFilter& filter, std::string_view pod) {
   auto list = client_.listPodSandbox(filter);
   if (!list.ok()) return list.status();
-  auto chosen = newestReadySandbox(*list, pod);
+  return resolveIn(*list, pod);
+}
+
+std::vector<absl::StatusOr<SandboxInfo>> CriSandboxResolver::resolveAll(
+    const std::vector<std::string>& pod_uids) {
+  if (pod_uids.size() == 1) return {resolve(pod_uids.front())};
+  std::vector<absl::StatusOr<SandboxInfo>> answers;
+  auto list = client_.listPodSandbox({});
+  if (!list.ok()) {
+    answers.assign(pod_uids.size(), list.status());
+    return answers;
+  }
+  std::map<std::string, runtime::v1::ListPodSandboxResponse> by_uid;
+  for (const std::string& uid : pod_uids) by_uid[uid];
+  for (const runtime::v1::PodSandbox& sandbox : list->items()) {
+    const auto uid = sandbox.labels().find(kPodUidLabel);
+    if (uid == sandbox.labels().end()) continue;
+    if (auto wanted = by_uid.find(uid->second); wanted != by_uid.end()) {
+      *wanted->second.add_items() = sandbox;
+    }
+  }
+  for (const std::string& uid : pod_uids)
+    answers.push_back(resolveIn(by_uid[uid], "pod uid " + uid));
+  return answers;
+}
+
+absl::StatusOr<SandboxInfo> CriSandboxResolver::resolveIn(
+    const runtime::v1::ListPodSandboxResponse& list, std::string_view pod) {
+  auto chosen = newestReadySandbox(list, pod);
   if (!chosen.ok()) return chosen.status();
   const std::string id = (*chosen)->id();
   {
@@ -64,6 +95,29 @@ absl::StatusOr<SandboxInfo> CriSandboxResolver::resolveFiltered(
   if (by_sandbox_id_.size() >= kMaxCachedSandboxes) by_sandbox_id_.clear();
   by_sandbox_id_.insert_or_assign(id, *info);
   return info;
+}
+
+absl::StatusOr<SandboxSnapshot> CriSandboxResolver::snapshot() {
+  auto list = client_.listPodSandbox({});
+  if (!list.ok()) return list.status();
+  SandboxSnapshot snapshot;
+  std::map<std::string, int64_t> newest_created;
+  std::set<std::string> listed;
+  for (const runtime::v1::PodSandbox& sandbox : list->items()) {
+    listed.insert(sandbox.id());
+    const auto uid = sandbox.labels().find(kPodUidLabel);
+    if (uid == sandbox.labels().end()) continue;  // not the kubelet's
+    std::string& newest = snapshot.newest_ready[uid->second];
+    if (sandbox.state() != runtime::v1::SANDBOX_READY) continue;
+    auto [created, first] = newest_created.try_emplace(uid->second, sandbox.created_at());
+    if (first || sandbox.created_at() > created->second) {
+      created->second = sandbox.created_at();
+      newest = sandbox.id();
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  std::erase_if(by_sandbox_id_, [&](const auto& entry) { return !listed.contains(entry.first); });
+  return snapshot;
 }
 
 }  // namespace cri

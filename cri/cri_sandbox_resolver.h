@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "cri/runtime_client.h"
@@ -30,10 +31,19 @@ class CriSandboxResolver : public SandboxResolver {
   // READY sandbox of any pod that had this name (for operators, who know names, not UIDs).
   absl::StatusOr<SandboxInfo> resolveByName(std::string_view pod_namespace,
                                             std::string_view pod_name);
+  // One unfiltered ListPodSandbox. Also forgets the cached sandboxes it no longer lists, so the
+  // cache holds at most the node's live sandboxes.
+  absl::StatusOr<SandboxSnapshot> snapshot() override;
+  // One unfiltered ListPodSandbox for all of them, then what resolve() does for each.
+  std::vector<absl::StatusOr<SandboxInfo>> resolveAll(
+      const std::vector<std::string>& pod_uids) override;
 
  private:
   absl::StatusOr<SandboxInfo> resolveFiltered(const runtime::v1::PodSandboxFilter& filter,
                                               std::string_view pod);
+  // The newest READY sandbox of `list` (one pod's), from the cache or its verbose status.
+  absl::StatusOr<SandboxInfo> resolveIn(const runtime::v1::ListPodSandboxResponse& list,
+                                        std::string_view pod);
 
   RuntimeClient& client_;
   std::mutex mu_;

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -95,13 +97,34 @@ inline ResolveFailure failureOf(const absl::Status& status) {
   return ResolveFailure::kOther;
 }
 
-// Maps a pod UID to its live sandbox. The seam between the capture engine and the runtime:
-// the real one speaks CRI to containerd, tests use a map they edit.
+// Every sandbox of the node at one moment, by the pod UID the kubelet labels it with: what one
+// unfiltered ListPodSandbox answers, as the kubelet's own relist reads it.
+struct SandboxSnapshot {
+  // Pod UID -> the ID of its newest READY sandbox, or "" when it has sandboxes but none READY.
+  // A pod without any sandbox is absent.
+  std::map<std::string, std::string> newest_ready;
+};
+
+// Maps a pod UID to its live sandbox. The seam between the capture policy and the runtime: the
+// real one speaks CRI to containerd, tests use a map they edit. Calls block on the runtime, up
+// to its deadline: the capture worker makes them off its own thread.
 class SandboxResolver {
  public:
   virtual ~SandboxResolver() = default;
   // The newest READY sandbox of the pod, with its network namespace path.
   virtual absl::StatusOr<SandboxInfo> resolve(std::string_view pod_uid) = 0;
+  // Every sandbox of the node, in one call: how a resync checks every capture's binding.
+  virtual absl::StatusOr<SandboxSnapshot> snapshot() = 0;
+  // resolve() of several pods at once, answered in the order asked. The real resolver lists
+  // the node's sandboxes once for all of them, where resolve() lists once per pod: a burst of
+  // new captures (a Deployment annotated, a controller restart) costs one list.
+  virtual std::vector<absl::StatusOr<SandboxInfo>> resolveAll(
+      const std::vector<std::string>& pod_uids) {
+    std::vector<absl::StatusOr<SandboxInfo>> answers;
+    answers.reserve(pod_uids.size());
+    for (const std::string& uid : pod_uids) answers.push_back(resolve(uid));
+    return answers;
+  }
 };
 
 }  // namespace cri

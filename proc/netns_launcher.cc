@@ -16,9 +16,10 @@
 namespace proc {
 namespace {
 
-// epoll_event.data: 0 is the wake-up eventfd, otherwise (id << 1) | is_stderr.
+// epoll_event.data: 0 is the wake-up eventfd, otherwise (id << 2) | what became readable.
 constexpr uint64_t kWakeTag = 0;
-uint64_t tagOf(ProcessId id, bool is_stderr) { return (id << 1) | (is_stderr ? 1 : 0); }
+enum Watched : uint64_t { kExit = 0, kStderr = 1, kExecStatus = 2 };
+uint64_t tagOf(ProcessId id, Watched what) { return (id << 2) | what; }
 
 }  // namespace
 
@@ -68,7 +69,8 @@ size_t NetnsLauncher::running() const {
 absl::StatusOr<LaunchedProcess> NetnsLauncher::start(const LaunchSpec& spec) {
   auto netns = openSandboxNetns(spec.netns_path, spec.sandbox_pid, spec.sandbox_id);
   if (!netns.ok()) return netns.status();
-  auto child = spawnChild(SpawnSpec{spec.argv, options_.env, netns->fd.get()});
+  // Not waiting for the exec: a failure before it comes with the exit (start_error).
+  auto child = startChild(SpawnSpec{spec.argv, options_.env, netns->fd.get()});
   if (!child.ok()) return child.status();
 
   std::lock_guard<std::mutex> lock(mu_);
@@ -76,16 +78,23 @@ absl::StatusOr<LaunchedProcess> NetnsLauncher::start(const LaunchSpec& spec) {
   auto process = std::make_unique<Process>();
   process->pid = child->pid;
   process->owner = spec.owner;
+  process->program = spec.argv.front();
   process->pidfd = std::move(child->pidfd);
   process->stderr_fd = std::move(child->stderr_fd);
-  for (const bool is_stderr : {false, true}) {
+  process->exec_status = std::move(child->exec_status);
+  process->until_exec = std::move(child->until_exec);
+  for (const Watched what : {kExit, kStderr, kExecStatus}) {
     epoll_event event = {};
     event.events = EPOLLIN;
-    event.data.u64 = tagOf(id, is_stderr);
-    const int fd = is_stderr ? process->stderr_fd.get() : process->pidfd.get();
+    event.data.u64 = tagOf(id, what);
+    const int fd = what == kExit     ? process->pidfd.get()
+                   : what == kStderr ? process->stderr_fd.get()
+                                     : process->exec_status.get();
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
       const absl::Status status = absl::ErrnoToStatus(errno, "epoll_ctl(child)");
-      ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, process->pidfd.get(), nullptr);
+      for (const int added : {process->pidfd.get(), process->stderr_fd.get()}) {
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, added, nullptr);
+      }
       killAndReap(process->pidfd.get());
       return status;
     }
@@ -96,30 +105,17 @@ absl::StatusOr<LaunchedProcess> NetnsLauncher::start(const LaunchSpec& spec) {
   return LaunchedProcess{id, pid, netns->path};
 }
 
-absl::StatusOr<ProcessExit> NetnsLauncher::stop(ProcessId id, Duration grace) {
-  std::unique_lock<std::mutex> lock(mu_);
+absl::Status NetnsLauncher::signal(ProcessId id, int signal) {
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = processes_.find(id);
   if (it == processes_.end()) {
     return absl::NotFoundError(absl::StrCat("process ", id, " already exited"));
   }
-  Process& process = *it->second;
-  process.stopping = true;
-  const auto exited = [&process] { return process.exited.has_value(); };
-  sendSignal(process.pidfd.get(), SIGTERM);
-  if (!exited_.wait_for(lock, grace, exited)) {
-    LOG(WARNING) << "pid " << process.pid << " still runs " << grace.count()
-                 << " ms after SIGTERM: SIGKILL";
-    sendSignal(process.pidfd.get(), SIGKILL);
-    if (!exited_.wait_for(lock, options_.kill_wait, exited)) {
-      process.stopping = false;  // the reaper reports it to the handler whenever it ends
-      return absl::DeadlineExceededError(absl::StrCat("pid ", process.pid, " survived SIGKILL for ",
-                                                      options_.kill_wait.count(),
-                                                      " ms (uninterruptible sleep?)"));
-    }
+  // A child that exited but is not reaped yet still takes the signal, harmlessly.
+  if (sendSignal(it->second->pidfd.get(), signal) != 0 && errno != ESRCH) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("pidfd_send_signal to pid ", it->second->pid));
   }
-  ProcessExit exit = std::move(*process.exited);
-  processes_.erase(it);
-  return exit;
+  return absl::OkStatus();
 }
 
 void NetnsLauncher::reapLoop() {
@@ -138,7 +134,7 @@ void NetnsLauncher::reapLoop() {
         [[maybe_unused]] ssize_t ignored = ::read(wake_.get(), &value, sizeof(value));
         continue;
       }
-      base::runThreadStep("reaper", [&] { onReadable(tag >> 1, (tag & 1) != 0); });
+      base::runThreadStep("reaper", [&] { onReadable(tag >> 2, static_cast<int>(tag & 3)); });
     }
   }
 }
@@ -149,23 +145,38 @@ void NetnsLauncher::unwatchStderr(Process& process) {
   process.stderr_watched = false;
 }
 
-void NetnsLauncher::onReadable(ProcessId id, bool is_stderr) {
+void NetnsLauncher::readExecStatus(Process& process) {
+  if (!process.exec_status.valid()) return;
+  if (absl::Status failed = execFailure(process.exec_status.get(), process.program); !failed.ok()) {
+    process.start_error = std::string(failed.message());
+  }
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, process.exec_status.get(), nullptr);
+  process.exec_status.reset();
+  process.until_exec.reset();  // the child runs its own program now, or is gone
+}
+
+void NetnsLauncher::onReadable(ProcessId id, int what) {
   std::unique_lock<std::mutex> lock(mu_);
   auto it = processes_.find(id);
   if (it == processes_.end()) return;
   Process& process = *it->second;
-  if (is_stderr) {
-    if (process.stderr_tail.readFrom(process.stderr_fd.get())) unwatchStderr(process);
-    return;
+  switch (what) {
+    case kStderr:
+      if (process.stderr_tail.readFrom(process.stderr_fd.get())) unwatchStderr(process);
+      return;
+    case kExecStatus:
+      readExecStatus(process);
+      return;
+    default:
+      finish(it, lock);
   }
-  if (process.exited) return;  // already reaped, waiting for stop() to collect it
-  finish(it, lock);
 }
 
 void NetnsLauncher::finish(std::map<ProcessId, std::unique_ptr<Process>>::iterator it,
                            std::unique_lock<std::mutex>& lock) {
   const ProcessId id = it->first;
   Process& process = *it->second;
+  readExecStatus(process);  // its write end closed with the child: never blocks
   process.stderr_tail.readFrom(process.stderr_fd.get());
   unwatchStderr(process);
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, process.pidfd.get(), nullptr);
@@ -175,13 +186,8 @@ void NetnsLauncher::finish(std::map<ProcessId, std::unique_ptr<Process>>::iterat
   } else {
     LOG(ERROR) << "reaping pid " << process.pid << ": " << reaped.status();
   }
-  ProcessExit exit{id, process.owner, status, process.stderr_tail.text()};
+  ProcessExit exit{id, process.owner, status, process.stderr_tail.text(), process.start_error};
   VLOG(1) << "pid " << process.pid << " (" << process.owner << ") " << status.describe();
-  if (process.stopping) {
-    process.exited = std::move(exit);
-    exited_.notify_all();
-    return;
-  }
   processes_.erase(it);
   lock.unlock();
   std::lock_guard<std::mutex> handler_lock(handler_mu_);

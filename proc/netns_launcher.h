@@ -1,7 +1,6 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -15,10 +14,11 @@
 namespace proc {
 
 // The real ProcessLauncher: enters the sandbox's network namespace (checked by
-// openSandboxNetns), spawns with spawnChild(), and reaps its own children through pidfds in
-// one epoll thread. It never calls waitpid(-1) and installs no SIGCHLD handler, so it cannot
-// steal another component's children. The same thread reads each child's stderr, keeping the
-// last lines for the exit report.
+// openSandboxNetns), starts the child with startChild() without waiting for its exec, and
+// reaps its own children through pidfds in one epoll thread, which also learns from each
+// child's status pipe whether its exec happened. It never calls waitpid(-1) and installs no SIGCHLD
+// handler, so it cannot steal another component's children. The same thread reads each child's
+// stderr, keeping the last lines for the exit report.
 //
 // Call start() from a thread that outlives the children (see spawn.h: PR_SET_PDEATHSIG follows
 // the forking thread).
@@ -26,8 +26,6 @@ class NetnsLauncher : public ProcessLauncher {
  public:
   struct Options {
     std::vector<std::string> env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"};
-    // After SIGKILL, how long stop() waits for the kernel to finish the process.
-    Duration kill_wait = std::chrono::seconds(5);
   };
 
   static absl::StatusOr<std::unique_ptr<NetnsLauncher>> create(Options options);
@@ -35,7 +33,7 @@ class NetnsLauncher : public ProcessLauncher {
 
   void setExitHandler(ExitHandler handler) override;
   absl::StatusOr<LaunchedProcess> start(const LaunchSpec& spec) override;
-  absl::StatusOr<ProcessExit> stop(ProcessId id, Duration grace) override;
+  absl::Status signal(ProcessId id, int signal) override;
 
   size_t running() const;
 
@@ -43,18 +41,21 @@ class NetnsLauncher : public ProcessLauncher {
   struct Process {
     pid_t pid = -1;
     std::string owner;
+    std::string program;
     UniqueFd pidfd;
     UniqueFd stderr_fd;
+    UniqueFd exec_status;              // until the exec, or the failure before it, is read
+    std::shared_ptr<void> until_exec;  // what the child uses until it execs
+    std::string start_error;
     bool stderr_watched = true;
     // Room for tcpdump's error lines besides its banner and up to four lines of statistics.
     LineTail stderr_tail{/*max_lines=*/8};
-    bool stopping = false;              // stop() waits for it: no exit handler
-    std::optional<ProcessExit> exited;  // set by the reaper for a stopping process
   };
 
   NetnsLauncher(Options options, UniqueFd epoll, UniqueFd wake);
   void reapLoop();
-  void onReadable(ProcessId id, bool is_stderr);
+  void onReadable(ProcessId id, int what);
+  void readExecStatus(Process& process);
   void finish(std::map<ProcessId, std::unique_ptr<Process>>::iterator it,
               std::unique_lock<std::mutex>& lock);
   void unwatchStderr(Process& process);
@@ -65,7 +66,6 @@ class NetnsLauncher : public ProcessLauncher {
   std::atomic<bool> shutting_down_{false};
 
   mutable std::mutex mu_;
-  std::condition_variable exited_;
   std::map<ProcessId, std::unique_ptr<Process>> processes_;
   ProcessId next_id_ = 1;
 

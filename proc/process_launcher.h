@@ -36,28 +36,31 @@ struct ProcessExit {
   std::string owner;
   ExitStatus status;
   std::string stderr_tail;  // the last lines the process wrote to stderr
+  // Set when the child failed before the program ran (its exec, or a step before it such as
+  // entering the netns): what failed. start() returns before the exec, so this comes here.
+  std::string start_error;
 };
 
-// Starts and stops processes inside a Pod's network namespace. The seam between the
-// reconciler and fork/exec: unit tests use a fake that records calls and simulates exits.
+// Starts processes inside a Pod's network namespace and signals them; every exit, whoever
+// caused it, reaches the exit handler. The seam between the capture policy and fork/exec: unit
+// tests use a fake that records calls and simulates exits. Nothing here waits for a process:
+// stopping one is a signal now and its exit later.
 class ProcessLauncher {
  public:
   using ExitHandler = std::function<void(ProcessExit)>;
   virtual ~ProcessLauncher() = default;
 
-  // Receives every exit that stop() did not reap (one by itself, or one that outlived stop()'s
-  // DeadlineExceeded), on the launcher's own thread: the handler
-  // must only post the exit somewhere. After setExitHandler returns, the previous handler is
-  // no longer running and will not be called again.
+  // Receives every exit, once, on the launcher's own thread: the handler must only post the
+  // exit somewhere. After setExitHandler returns, the previous handler is no longer running and
+  // will not be called again.
   virtual void setExitHandler(ExitHandler handler) = 0;
 
+  // Returns once the child exists, before it execs (see ProcessExit::start_error).
   virtual absl::StatusOr<LaunchedProcess> start(const LaunchSpec& spec) = 0;
 
-  // SIGTERM (tcpdump flushes and closes its file), up to `grace` to exit, then SIGKILL; the
-  // process is reaped before this returns OK. NotFound when the process had already exited by
-  // itself; DeadlineExceeded when even SIGKILL did not end it in time (uninterruptible sleep).
-  // Either way that exit went, or goes, to the exit handler.
-  virtual absl::StatusOr<ProcessExit> stop(ProcessId id, Duration grace) = 0;
+  // Sends `signal` (SIGTERM: tcpdump flushes and closes its file; SIGKILL) to the process.
+  // NotFound once its exit was reported, or is on its way to the handler.
+  virtual absl::Status signal(ProcessId id, int signal) = 0;
 };
 
 }  // namespace proc

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -61,61 +64,125 @@ absl::StatusOr<std::pair<UniqueFd, UniqueFd>> cloexecPipe(absl::string_view what
   return std::make_pair(std::move(*r), std::move(*w));
 }
 
-std::vector<char*> cStrings(const std::vector<std::string>& strings) {
-  std::vector<char*> out;
-  out.reserve(strings.size() + 1);
-  for (const std::string& s : strings) out.push_back(const_cast<char*>(s.c_str()));
-  out.push_back(nullptr);
-  return out;
-}
-
 struct ChildFailure {
-  int step;
-  int error;
+  int32_t step = 0;  // 0: none
+  int32_t error = 0;
 };
 
-// Runs in the forked child: async-signal-safe calls only, no allocation, no locks.
-[[noreturn]] void runChild(pid_t parent, int netns_fd, int devnull, int stderr_w, int status_w,
-                           char* const* argv, char* const* envp) {
-  const auto fail = [status_w](int step) {
-    const ChildFailure failure{step, errno};
-    [[maybe_unused]] ssize_t ignored = ::write(status_w, &failure, sizeof(failure));
-    ::_exit(127);
-  };
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(kPdeathsig);
-  if (::getppid() != parent) ::_exit(127);
-  if (netns_fd >= 0 && ::setns(netns_fd, CLONE_NEWNET) != 0) fail(kSetns);
-  if (::dup2(devnull, STDIN_FILENO) < 0 || ::dup2(devnull, STDOUT_FILENO) < 0 ||
-      ::dup2(stderr_w, STDERR_FILENO) < 0) {
-    fail(kStdio);
-  }
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  struct sigaction default_action = {};
-  default_action.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
-  if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) fail(kCloseRange);
-  ::execve(argv[0], argv, envp);
-  fail(kExec);
-  ::_exit(127);  // not reached: fail() exits
+// A system call without libc: the child shares the parent's memory and its threads' TLS, so
+// it must not write errno (or anything else). Returns -errno on failure.
+long rawSyscall(long number, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0) {
+#if defined(__x86_64__)
+  long result;
+  register long r10 asm("r10") = d;
+  register long r8 asm("r8") = e;
+  asm volatile("syscall"
+               : "=a"(result)
+               : "a"(number), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+               : "rcx", "r11", "memory");
+  return result;
+#elif defined(__aarch64__)
+  register long x8 asm("x8") = number;
+  register long x0 asm("x0") = a;
+  register long x1 asm("x1") = b;
+  register long x2 asm("x2") = c;
+  register long x3 asm("x3") = d;
+  register long x4 asm("x4") = e;
+  asm volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
+  return x0;
+#else
+#error "rawSyscall: only x86_64 and aarch64"
+#endif
 }
 
-// Before a pidfd exists, the only handle on the child is its pid.
-void reapPid(pid_t pid) {
-  int wstatus;
-  while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+// What the child needs, prepared by the parent and kept until the child has exec'd (or
+// exited): the argument strings, their pointer arrays, the child's stack.
+struct ChildSetup {
+  std::vector<std::string> strings;
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  pid_t parent = 0;
+  int netns_fd = -1;
+  int devnull = -1;
+  int stderr_w = -1;
+  int status_w = -1;
+  std::unique_ptr<char[]> stack;
+};
+
+// The child's stack: runChild makes raw system calls only.
+constexpr size_t kChildStackBytes = 16 * 1024;
+
+// Runs in the child, on its own stack in the parent's memory, beside the parent's threads:
+// raw system calls only, no allocation, no locks, no errno.
+int runChild(void* arg) {
+  const ChildSetup& setup = *static_cast<const ChildSetup*>(arg);
+  const auto fail = [&setup](int step, long result) {
+    const ChildFailure failure{step, static_cast<int32_t>(-result)};
+    rawSyscall(SYS_write, setup.status_w, reinterpret_cast<long>(&failure), sizeof(failure));
+    rawSyscall(SYS_exit_group, 127);
+  };
+  long r = rawSyscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+  if (r < 0) fail(kPdeathsig, r);
+  if (rawSyscall(SYS_getppid) != setup.parent) rawSyscall(SYS_exit_group, 127);
+  if (setup.netns_fd >= 0) {
+    r = rawSyscall(SYS_setns, setup.netns_fd, CLONE_NEWNET);
+    if (r < 0) fail(kSetns, r);
   }
+  // dup3, not dup2 (which aarch64 lacks): the descriptors are above 2, so never equal.
+  if ((r = rawSyscall(SYS_dup3, setup.devnull, STDIN_FILENO, 0)) < 0 ||
+      (r = rawSyscall(SYS_dup3, setup.devnull, STDOUT_FILENO, 0)) < 0 ||
+      (r = rawSyscall(SYS_dup3, setup.stderr_w, STDERR_FILENO, 0)) < 0) {
+    fail(kStdio, r);
+  }
+  // Default dispositions first (the kernel's struct sigaction, all zero: SIG_DFL, no flags, no
+  // mask), then the empty mask: a handler of the parent's must never run here, on its memory.
+  // The child has its own copy of the handler table (no CLONE_SIGHAND).
+  const unsigned long default_action[4] = {};
+  for (long sig = 1; sig <= 64; ++sig) {
+    rawSyscall(SYS_rt_sigaction, sig, reinterpret_cast<long>(default_action), 0, 8);
+  }
+  const unsigned long no_signals = 0;
+  rawSyscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&no_signals), 0, 8);
+  r = rawSyscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  if (r < 0) fail(kCloseRange, r);
+  r = rawSyscall(SYS_execve, reinterpret_cast<long>(setup.argv[0]),
+                 reinterpret_cast<long>(setup.argv.data()),
+                 reinterpret_cast<long>(setup.envp.data()));
+  fail(kExec, r);
+  return 127;  // not reached: fail() exits
 }
+
+// Blocks every signal in the calling thread while it lives, then restores its mask: a signal
+// arriving between clone() and the child's own reset must not run a handler on its stack.
+class BlockAllSignals {
+ public:
+  BlockAllSignals() {
+    sigset_t all;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &saved_);
+  }
+  ~BlockAllSignals() { ::pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+
+ private:
+  sigset_t saved_;
+};
 
 }  // namespace
 
-absl::StatusOr<SpawnedChild> spawnChild(const SpawnSpec& spec) {
+absl::StatusOr<SpawnedChild> startChild(const SpawnSpec& spec) {
   if (spec.argv.empty() || spec.argv[0].empty() || spec.argv[0][0] != '/') {
     return absl::InvalidArgumentError("spawn: argv[0] must be an absolute path");
   }
-  const std::vector<char*> argv = cStrings(spec.argv);
-  const std::vector<char*> envp = cStrings(spec.env);
+  auto setup = std::make_shared<ChildSetup>();
+  setup->strings = spec.argv;
+  setup->strings.insert(setup->strings.end(), spec.env.begin(), spec.env.end());
+  for (size_t i = 0; i < setup->strings.size(); ++i) {
+    (i < spec.argv.size() ? setup->argv : setup->envp).push_back(setup->strings[i].data());
+  }
+  setup->argv.push_back(nullptr);
+  setup->envp.push_back(nullptr);
+  setup->stack.reset(new char[kChildStackBytes]);
+
   auto devnull = aboveStdio(::open("/dev/null", O_RDWR | O_CLOEXEC), "open /dev/null");
   if (!devnull.ok()) return devnull.status();
   auto stderr_pipe = cloexecPipe("stderr pipe");
@@ -124,48 +191,58 @@ absl::StatusOr<SpawnedChild> spawnChild(const SpawnSpec& spec) {
   if (!status_pipe.ok()) return status_pipe.status();
   auto& [stderr_r, stderr_w] = *stderr_pipe;
   auto& [status_r, status_w] = *status_pipe;
-  // Before fork, so that no failure after it leaves a running child behind. Only the read end:
-  // the child's stderr stays blocking.
+  // Before the child exists, so that no failure after it leaves a running child behind. Only
+  // the read end: the child's stderr stays blocking.
   if (::fcntl(stderr_r.get(), F_SETFL, O_NONBLOCK) != 0) {
     return absl::ErrnoToStatus(errno, "stderr pipe O_NONBLOCK");
   }
+  setup->parent = ::getpid();
+  setup->netns_fd = spec.netns_fd;
+  setup->devnull = devnull->get();
+  setup->stderr_w = stderr_w.get();
+  setup->status_w = status_w.get();
 
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
-  if (pid == 0) {
-    runChild(parent, spec.netns_fd, devnull->get(), stderr_w.get(), status_w.get(), argv.data(),
-             envp.data());
+  int pidfd_number = -1;
+  pid_t pid;
+  {
+    const BlockAllSignals blocked;
+    pid = ::clone(runChild, setup->stack.get() + kChildStackBytes, CLONE_VM | CLONE_PIDFD | SIGCHLD,
+                  setup.get(), &pidfd_number);
   }
-  stderr_w.reset();
-  status_w.reset();
-
-  // EOF means execve succeeded (the close-on-exec write end went away with it).
-  ChildFailure failure{};
-  ssize_t n;
-  do {
-    n = ::read(status_r.get(), &failure, sizeof(failure));
-  } while (n < 0 && errno == EINTR);
-  if (n != 0) {
-    reapPid(pid);
-    if (n != static_cast<ssize_t>(sizeof(failure))) {
-      return absl::InternalError("spawn: the child failed before exec and said nothing clear");
-    }
-    return absl::ErrnoToStatus(
-        failure.error, absl::StrCat("spawn ", spec.argv[0], ": ", describeStep(failure.step)));
-  }
-
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (!pidfd.valid()) {
-    const int error = errno;
-    ::kill(pid, SIGKILL);
-    reapPid(pid);
-    return absl::ErrnoToStatus(error, "pidfd_open");
-  }
+  if (pid < 0) return absl::ErrnoToStatus(errno, "clone");
+  // The child holds its own copies of the descriptors; these close once it has exec'd or
+  // exited, which is why the status pipe reads EOF then. `setup` must live that long too.
   SpawnedChild child;
   child.pid = pid;
-  child.pidfd = std::move(pidfd);
+  child.pidfd = UniqueFd(pidfd_number);
   child.stderr_fd = std::move(stderr_r);
+  child.exec_status = std::move(status_r);
+  child.until_exec = std::shared_ptr<void>(setup, setup.get());
+  return child;
+}
+
+absl::Status execFailure(int exec_status, const std::string& program) {
+  ChildFailure failure;
+  ssize_t n;
+  do {
+    n = ::read(exec_status, &failure, sizeof(failure));
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) return absl::OkStatus();
+  if (n != static_cast<ssize_t>(sizeof(failure))) {
+    return absl::InternalError("spawn: the child failed before exec and said nothing clear");
+  }
+  return absl::ErrnoToStatus(failure.error,
+                             absl::StrCat("spawn ", program, ": ", describeStep(failure.step)));
+}
+
+absl::StatusOr<SpawnedChild> spawnChild(const SpawnSpec& spec) {
+  auto child = startChild(spec);
+  if (!child.ok()) return child.status();
+  if (absl::Status failed = execFailure(child->exec_status.get(), spec.argv[0]); !failed.ok()) {
+    (void)reapChild(child->pidfd.get(), /*wait=*/true);
+    return failed;
+  }
+  child->until_exec.reset();
   return child;
 }
 

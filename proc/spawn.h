@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,23 +15,31 @@
 
 namespace proc {
 
-// fork + (setns) + exec of one program, never through a shell.
+// (setns) + exec of one program in a new process, never through a shell.
 //
-// Everything that allocates happens in the parent before fork(); the child only makes
-// async-signal-safe system calls, in this order:
+// The child is made with clone(CLONE_VM), as posix_spawn makes its own: it borrows this
+// process's memory (its own stack, the argument strings) until it execs, so nothing is copied.
+// fork() copied the page tables of the whole controller, gRPC and all, and made every page it
+// wrote afterwards fault once more: 15 ms of the controller's CPU per tcpdump. And the caller
+// does not wait for the exec (startChild): under load, with a node's worth of tcpdumps starting
+// at once, a child waits tens of milliseconds for a CPU to exec on.
+//
+// Everything that allocates happens in the parent before clone(); the child makes raw system
+// calls only (no libc: it runs beside the parent's threads, on their memory, and must not even
+// set errno), in this order:
 //   prctl(PR_SET_PDEATHSIG, SIGKILL), then getppid() to catch a parent that died first;
 //   setns(netns_fd, CLONE_NEWNET) when a namespace is given;
 //   stdin and stdout from/to /dev/null, stderr to a pipe the parent reads;
-//   an empty signal mask and default dispositions (both survive exec, and a parent that
+//   default dispositions and an empty signal mask (both survive exec, and a parent that
 //   blocks or ignores SIGTERM would otherwise make the child deaf to it);
 //   close_range(3, ~0, CLOSE_RANGE_CLOEXEC) so no inherited descriptor survives exec;
 //   execve(argv[0]) with an explicit environment.
-// A failure of any of these reaches the parent through a close-on-exec pipe, so spawn()
-// returns it as an error instead of a child that exits with a mysterious status.
+// A failure of any of these reaches the parent through a close-on-exec pipe (exec_status): EOF
+// when the exec happened, the failed step and errno otherwise (execFailure()).
 //
-// PR_SET_PDEATHSIG fires when the *thread* that forked exits, not the process: spawn from a
-// thread that lives as long as the child should (the controller's worker). Needs Linux 5.11
-// (CLOSE_RANGE_CLOEXEC; pidfds need 5.4).
+// PR_SET_PDEATHSIG fires when the *thread* that started the child exits, not the process:
+// start from a thread that lives as long as the child should (the controller's worker). Needs
+// Linux 5.11 (CLOSE_RANGE_CLOEXEC; CLONE_PIDFD 5.2, waitid(P_PIDFD) 5.4).
 struct SpawnSpec {
   std::vector<std::string> argv;  // argv[0] is the program's absolute path
   std::vector<std::string> env;   // "NAME=value"
@@ -39,10 +48,20 @@ struct SpawnSpec {
 
 struct SpawnedChild {
   pid_t pid = -1;
-  UniqueFd pidfd;      // readable once the child has exited; not yet reaped
-  UniqueFd stderr_fd;  // the child's stderr, non-blocking, close-on-exec
+  UniqueFd pidfd;        // readable once the child has exited; not yet reaped
+  UniqueFd stderr_fd;    // the child's stderr, non-blocking, close-on-exec
+  UniqueFd exec_status;  // readable at the exec (EOF) or at a failure before it
+  // What the child uses until it execs: keep it until exec_status is readable or the child
+  // has exited.
+  std::shared_ptr<void> until_exec;
 };
 
+// Starts the child and returns at once, before it execs.
+absl::StatusOr<SpawnedChild> startChild(const SpawnSpec& spec);
+// Once exec_status is readable: OK when the child exec'd, else what failed before ("spawn
+// /usr/bin/tcpdump: setns(CLONE_NEWNET): Operation not permitted"). Reads the descriptor.
+absl::Status execFailure(int exec_status, const std::string& program);
+// startChild, then waits for the exec: a failure before it is an error, the child reaped.
 absl::StatusOr<SpawnedChild> spawnChild(const SpawnSpec& spec);
 
 // pidfd_send_signal(2). glibc 2.36's <sys/pidfd.h> lacks extern "C" (fixed in 2.37), so the

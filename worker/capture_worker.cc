@@ -1,11 +1,17 @@
 #include "worker/capture_worker.h"
 
-#include <exception>
+#include <signal.h>
 
 #include "base/thread_step.h"
 #include "glog/logging.h"
 
 namespace worker {
+namespace {
+
+// Wakes the worker to empty its inbox; never a Pod UID.
+constexpr char kInbox[] = "";
+
+}  // namespace
 
 const base::Clock& CaptureWorker::defaultClock() {
   static const base::SteadyClock clock;
@@ -16,18 +22,30 @@ CaptureWorker::CaptureWorker(capture::CaptureOptions options, cri::SandboxResolv
                              k8s::PodLister& pods, k8s::EventSink& events,
                              proc::ProcessLauncher& launcher, const base::Clock& clock)
     : resync_period_(options.resync_period),
+      stop_grace_(options.stop_grace),
+      kill_wait_(options.kill_wait),
       launcher_(launcher),
-      reconciler_(std::move(options), resolver, pods, events, launcher, clock) {}
+      reconciler_(std::move(options), pods, events, launcher, clock),
+      lookups_(
+          resolver,
+          [this](SandboxLookups::Answer answer) {
+            post([&](Inbox& inbox) { inbox.answers.push_back(std::move(answer)); });
+          },
+          [this](absl::StatusOr<cri::SandboxSnapshot> snapshot) {
+            post([&](Inbox& inbox) { inbox.snapshot = std::move(snapshot); });
+          }) {}
 
 CaptureWorker::~CaptureWorker() { stop(); }
 
 absl::Status CaptureWorker::start() {
   std::lock_guard<std::mutex> lock(lifecycle_mu_);
-  if (worker_.joinable() || queue_.shuttingDown()) {
-    return absl::FailedPreconditionError("a controller starts once");
+  if (worker_.joinable() || stopping_) {
+    return absl::FailedPreconditionError("a capture worker starts once");
   }
   if (absl::Status status = reconciler_.startFresh(); !status.ok()) return status;
-  launcher_.setExitHandler([this](proc::ProcessExit exit) { postExit(std::move(exit)); });
+  launcher_.setExitHandler([this](proc::ProcessExit exit) {
+    post([&](Inbox& inbox) { inbox.exits.push_back(std::move(exit)); });
+  });
   for (const std::string& uid : reconciler_.trackedPods()) queue_.add(uid);
   publish();
   last_pass_ = std::chrono::steady_clock::now();
@@ -38,8 +56,11 @@ absl::Status CaptureWorker::start() {
 void CaptureWorker::stop() {
   std::lock_guard<std::mutex> lock(lifecycle_mu_);
   if (!worker_.joinable()) return;
-  queue_.shutDown();
+  stopping_ = true;
+  queue_.add(kInbox);
   worker_.join();
+  queue_.shutDown();
+  lookups_.stop();
   launcher_.setExitHandler(nullptr);
 }
 
@@ -52,50 +73,93 @@ void CaptureWorker::onUpdate(const k8s::Pod& old_pod, const k8s::Pod& new_pod) {
 
 void CaptureWorker::onDelete(const k8s::Pod& pod) { queue_.add(pod.uid); }
 
-void CaptureWorker::postExit(proc::ProcessExit exit) {
-  const std::string uid = exit.owner;
+void CaptureWorker::post(const std::function<void(Inbox&)>& put) {
   {
-    std::lock_guard<std::mutex> lock(exits_mu_);
-    exits_[uid].push_back(std::move(exit));
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    put(inbox_);
   }
-  queue_.add(uid);
+  queue_.add(kInbox);
 }
 
-std::vector<proc::ProcessExit> CaptureWorker::takeExits(const std::string& pod_uid) {
-  std::lock_guard<std::mutex> lock(exits_mu_);
-  auto it = exits_.find(pod_uid);
-  if (it == exits_.end()) return {};
-  std::vector<proc::ProcessExit> exits = std::move(it->second);
-  exits_.erase(it);
-  return exits;
+void CaptureWorker::drainInbox() {
+  Inbox inbox;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    std::swap(inbox, inbox_);
+  }
+  for (const proc::ProcessExit& exit : inbox.exits) {
+    if (std::optional<std::string> uid = reconciler_.recordExit(exit)) queue_.add(*uid);
+  }
+  for (SandboxLookups::Answer& answer : inbox.answers) {
+    reconciler_.recordSandbox(answer.pod_uid, std::move(answer.sandbox));
+    queue_.add(answer.pod_uid);
+  }
+  if (inbox.snapshot) {
+    if (inbox.snapshot->ok()) {
+      for (const std::string& uid : reconciler_.checkBindings(**inbox.snapshot)) queue_.add(uid);
+    } else {
+      VLOG(1) << "resync: no snapshot of the runtime's sandboxes: " << inbox.snapshot->status();
+    }
+    // Level-triggered: every capture is looked at once per resync, whatever happened. Those
+    // whose binding holds cost no runtime call.
+    for (const std::string& uid : reconciler_.trackedPods()) queue_.add(uid);
+  }
 }
 
 void CaptureWorker::run() {
   auto next_resync = std::chrono::steady_clock::now() + resync_period_;
-  while (true) {
+  while (!stopping_) {
     last_pass_ = std::chrono::steady_clock::now();
+    drainInbox();
     if (std::chrono::steady_clock::now() >= next_resync) {
-      for (const std::string& uid : reconciler_.trackedPods()) queue_.add(uid);
+      VLOG(1) << "resync: asking the runtime for its sandboxes";
+      lookups_.snapshot();
       next_resync = std::chrono::steady_clock::now() + resync_period_;
     }
     std::optional<std::string> uid = queue_.get(next_resync);
-    if (queue_.shuttingDown()) break;
-    if (!uid) continue;
-    const bool done = base::runThreadStep("capture worker", [&] {
-      for (const proc::ProcessExit& exit : takeExits(*uid)) reconciler_.recordExit(exit);
-      if (std::optional<base::Duration> again = reconciler_.reconcile(*uid)) {
-        queue_.addAfter(*uid, *again);
-      }
-    });
-    if (!done) {
-      LOG(ERROR) << "reconciling Pod " << *uid << " failed; retrying in 1 s";
-      queue_.addAfter(*uid, std::chrono::seconds(1));
-    }
+    if (!uid || *uid == kInbox) continue;
+    reconcile(*uid);
     // Once per burst (a resync queues every Pod at once), not once per Pod of it.
     if (!queue_.hasDue()) publish();
   }
-  reconciler_.stopAll();
+  shutDownCaptures();
   publish();
+}
+
+void CaptureWorker::reconcile(const std::string& uid) {
+  const bool done = base::runThreadStep("capture worker", [&] {
+    if (std::optional<base::Duration> again = reconciler_.reconcile(uid)) {
+      queue_.addAfter(uid, *again);
+    }
+  });
+  if (!done) {
+    LOG(ERROR) << "reconciling Pod " << uid << " failed; retrying in 1 s";
+    queue_.addAfter(uid, std::chrono::seconds(1));
+  }
+  for (const std::string& lookup : reconciler_.takeLookups()) lookups_.lookUp(lookup);
+}
+
+void CaptureWorker::shutDownCaptures() {
+  const int signalled = reconciler_.signalAll(SIGTERM);
+  if (signalled == 0 && reconciler_.processes() == 0) return;
+  LOG(INFO) << "stopping " << reconciler_.processes() << " tcpdump processes (SIGTERM)";
+  if (waitForExits(stop_grace_)) return;
+  LOG(WARNING) << reconciler_.processes() << " tcpdump processes still run " << stop_grace_.count()
+               << " ms after SIGTERM: SIGKILL";
+  reconciler_.signalAll(SIGKILL);
+  if (waitForExits(kill_wait_)) return;
+  LOG(ERROR) << reconciler_.processes() << " tcpdump processes survived SIGKILL for "
+             << kill_wait_.count() << " ms (uninterruptible sleep?); they die with this process";
+}
+
+bool CaptureWorker::waitForExits(base::Duration budget) {
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  while (true) {
+    drainInbox();
+    if (reconciler_.processes() == 0) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    queue_.get(deadline);  // wakes on the inbox; the Pods it returns wait for the next start
+  }
 }
 
 void CaptureWorker::publish() {

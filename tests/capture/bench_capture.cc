@@ -2,9 +2,11 @@
 // build/tests/capture/bench_capture
 #include <benchmark/benchmark.h>
 #include <malloc.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 
@@ -74,8 +76,17 @@ class FullNode {
     }
   }
   std::unique_ptr<Reconciler> reconciler() {
-    return std::make_unique<Reconciler>(options_, resolver_, pods_, events_, launcher_, clock_);
+    return std::make_unique<Reconciler>(options_, pods_, events_, launcher_, clock_);
   }
+  // A reconcile, with the sandbox look-up it asks for answered, as the worker does.
+  void start(Reconciler& reconciler, const std::string& uid) {
+    reconciler.reconcile(uid);
+    for (const std::string& pod : reconciler.takeLookups()) {
+      reconciler.recordSandbox(pod, resolver_.resolve(pod));
+      reconciler.reconcile(pod);
+    }
+  }
+  cri::SandboxSnapshot snapshot() { return *resolver_.snapshot(); }
   std::vector<k8s::Pod> pods() const { return pods_.list(); }
 
  private:
@@ -90,9 +101,7 @@ class FullNode {
     absl::StatusOr<LaunchedProcess> start(const LaunchSpec& spec) override {
       return LaunchedProcess{++next_id_, 1000, spec.netns_path};
     }
-    absl::StatusOr<ProcessExit> stop(ProcessId id, Duration) override {
-      return ProcessExit{id, "", {}, ""};
-    }
+    absl::Status signal(ProcessId, int) override { return absl::OkStatus(); }
 
    private:
     ProcessId next_id_ = 0;
@@ -107,14 +116,17 @@ class FullNode {
   testing::FakeClock clock_;
 };
 
-// One resync of a full node whose captures all run: what the worker does every period.
+// One resync of a full node whose captures all run, past the runtime's snapshot: every binding
+// checked against it, every Pod reconciled (what the worker does every period).
 void BM_ResyncOfAFullNode(benchmark::State& state) {
   FullNode node;
   auto reconciler = node.reconciler();
   const std::vector<k8s::Pod> pods = node.pods();
-  for (const k8s::Pod& pod : pods) reconciler->reconcile(pod.uid);
+  for (const k8s::Pod& pod : pods) node.start(*reconciler, pod.uid);
   if (reconciler->stats().active != FullNode::kPods) state.SkipWithError("captures not started");
+  const cri::SandboxSnapshot snapshot = node.snapshot();
   for (auto _ : state) {
+    if (!reconciler->checkBindings(snapshot).empty()) state.SkipWithError("a binding moved");
     for (const k8s::Pod& pod : pods) reconciler->reconcile(pod.uid);
   }
   state.counters["pods"] = FullNode::kPods;
@@ -129,7 +141,7 @@ void BM_HeapPerCapture(benchmark::State& state) {
   for (auto _ : state) {
     const size_t before = mallinfo2().uordblks;
     auto reconciler = node.reconciler();
-    for (const k8s::Pod& pod : pods) reconciler->reconcile(pod.uid);
+    for (const k8s::Pod& pod : pods) node.start(*reconciler, pod.uid);
     per_capture = static_cast<double>(mallinfo2().uordblks - before) / FullNode::kPods;
   }
   state.counters["heap_bytes_per_capture"] = per_capture;
@@ -170,6 +182,8 @@ void BM_TcpdumpStartToFirstFile(benchmark::State& state) {
   }
   testing::TempDir dir;
   long rss = 0;
+  std::atomic<int> exits{0};
+  (*launcher)->setExitHandler([&](ProcessExit) { ++exits; });
   for (auto _ : state) {
     auto launched = (*launcher)->start(
         LaunchSpec{"uid", tcpdump->argv(2, dir.file("capture-b.pcap")), netns.path(), 0, ""});
@@ -181,7 +195,9 @@ void BM_TcpdumpStartToFirstFile(benchmark::State& state) {
     }
     state.PauseTiming();
     rss = rssKiB(launched->pid);
-    (void)(*launcher)->stop(launched->id, 5s);
+    const int before = exits;
+    (void)(*launcher)->signal(launched->id, SIGTERM);
+    testing::waitUntil([&] { return exits > before; }, 10s);
     std::filesystem::remove(dir.file("capture-b.pcap0"));
     state.ResumeTiming();
   }

@@ -1,7 +1,10 @@
 #pragma once
 
+#include <signal.h>
+
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +15,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
@@ -93,8 +97,11 @@ class FakeResolver : public cri::SandboxResolver {
     answers_.insert_or_assign(uid, std::move(answer));
   }
   absl::StatusOr<cri::SandboxInfo> resolve(std::string_view uid) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     ++calls_;
+    if (waitWhileFrozen(lock)) {
+      return cri::resolveError(cri::ResolveFailure::kRuntimeUnavailable, "deadline exceeded");
+    }
     auto it = answers_.find(std::string(uid));
     if (it == answers_.end()) {
       return cri::resolveError(cri::ResolveFailure::kNoSandbox, "no sandbox for this pod");
@@ -106,15 +113,62 @@ class FakeResolver : public cri::SandboxResolver {
     }
     return it->second;
   }
+  // What one ListPodSandbox would show: each Pod with an answer that is a sandbox.
+  absl::StatusOr<cri::SandboxSnapshot> snapshot() override {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++snapshots_;
+    if (waitWhileFrozen(lock)) {
+      return cri::resolveError(cri::ResolveFailure::kRuntimeUnavailable, "deadline exceeded");
+    }
+    if (!snapshot_error_.ok()) return snapshot_error_;
+    cri::SandboxSnapshot snapshot;
+    for (const auto& [uid, answer] : answers_) {
+      if (!answer.ok()) continue;
+      snapshot.newest_ready[uid] = answer->state == cri::SandboxState::kReady ? answer->id : "";
+    }
+    return snapshot;
+  }
+  // A runtime that accepts calls and does not answer (a containerd stopped with SIGSTOP): each
+  // call waits until thawed, or fails as unavailable after `deadline`, as the CRI client's do.
+  void freeze(std::chrono::milliseconds deadline) {
+    std::lock_guard<std::mutex> lock(mu_);
+    frozen_ = true;
+    deadline_ = deadline;
+  }
+  void thaw() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      frozen_ = false;
+    }
+    thawed_.notify_all();
+  }
+  void failSnapshots(absl::Status status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    snapshot_error_ = std::move(status);
+  }
+  int snapshots() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return snapshots_;
+  }
   int calls() const {
     std::lock_guard<std::mutex> lock(mu_);
     return calls_;
   }
 
  private:
+  // True when the call timed out.
+  bool waitWhileFrozen(std::unique_lock<std::mutex>& lock) {
+    return !thawed_.wait_for(lock, deadline_, [this] { return !frozen_; });
+  }
+
   mutable std::mutex mu_;
+  std::condition_variable thawed_;
+  bool frozen_ = false;
+  std::chrono::milliseconds deadline_{0};
   std::map<std::string, absl::StatusOr<cri::SandboxInfo>> answers_;
+  absl::Status snapshot_error_;
   int calls_ = 0;
+  int snapshots_ = 0;
 };
 
 struct RecordedEvent {
@@ -168,6 +222,10 @@ class FakeEventSink : public k8s::EventSink {
   std::vector<RecordedEvent> events_;
 };
 
+// Processes that exit when told to, as tcpdump does: SIGTERM ends one with status 0 (tcpdump
+// flushes and exits), unless ignoreSigterm(); SIGKILL always. Exits go to the exit handler at
+// once when one is set (the CaptureWorker's), else they wait in takeExits() for a test that plays
+// the worker.
 class FakeLauncher : public ProcessLauncher {
  public:
   void setExitHandler(ExitHandler handler) override {
@@ -182,14 +240,22 @@ class FakeLauncher : public ProcessLauncher {
     running_[id] = spec;
     return LaunchedProcess{id, static_cast<pid_t>(1000 + id), spec.netns_path};
   }
-  absl::StatusOr<ProcessExit> stop(ProcessId id, Duration grace) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    stops_.push_back(id);
-    auto it = running_.find(id);
-    if (it == running_.end()) return absl::NotFoundError("already exited");
-    ProcessExit exit{id, it->second.owner, ExitStatus{0, 0}, ""};
-    running_.erase(it);
-    return exit;
+  absl::Status signal(ProcessId id, int signal) override {
+    std::optional<ProcessExit> exit;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      signals_.emplace_back(id, signal);
+      auto it = running_.find(id);
+      if (it == running_.end()) return absl::NotFoundError("already exited");
+      if (signal == SIGKILL) {
+        exit = ProcessExit{id, it->second.owner, ExitStatus{-1, SIGKILL}, "", ""};
+      } else if (signal == SIGTERM && !ignore_sigterm_) {
+        exit = ProcessExit{id, it->second.owner, ExitStatus{0, 0}, "", ""};
+      }
+      if (exit) running_.erase(it);
+    }
+    if (exit) deliver(*exit);
+    return absl::OkStatus();
   }
 
   // The process ends by itself: returns its exit, and hands it to the exit handler when
@@ -199,14 +265,23 @@ class FakeLauncher : public ProcessLauncher {
     ProcessExit exit;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      exit = ProcessExit{id, running_.at(id).owner, status, std::move(stderr_tail)};
+      exit = ProcessExit{id, running_.at(id).owner, status, std::move(stderr_tail), ""};
       running_.erase(id);
       handler = handler_;
     }
     if (notify && handler) handler(exit);
     return exit;
   }
+  // Exits that no handler took (no handler set), oldest first.
+  std::vector<ProcessExit> takeExits() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(exits_, {});
+  }
 
+  void ignoreSigterm(bool ignore) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ignore_sigterm_ = ignore;
+  }
   void failStarts(absl::Status status) {
     std::lock_guard<std::mutex> lock(mu_);
     fail_with_ = std::move(status);
@@ -215,9 +290,18 @@ class FakeLauncher : public ProcessLauncher {
     std::lock_guard<std::mutex> lock(mu_);
     return starts_;
   }
-  std::vector<ProcessId> stops() const {
+  // Every signal sent, in order.
+  std::vector<std::pair<ProcessId, int>> signals() const {
     std::lock_guard<std::mutex> lock(mu_);
-    return stops_;
+    return signals_;
+  }
+  // The processes told to stop (SIGTERM), in order.
+  std::vector<ProcessId> stops() const {
+    std::vector<ProcessId> out;
+    for (const auto& [id, signal] : signals()) {
+      if (signal == SIGTERM) out.push_back(id);
+    }
+    return out;
   }
   std::map<ProcessId, LaunchSpec> running() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -232,13 +316,25 @@ class FakeLauncher : public ProcessLauncher {
   }
 
  private:
+  void deliver(ProcessExit exit) {
+    ExitHandler handler;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      handler = handler_;
+      if (!handler) exits_.push_back(exit);
+    }
+    if (handler) handler(std::move(exit));
+  }
+
   mutable std::mutex mu_;
   ExitHandler handler_;
   absl::Status fail_with_;
+  bool ignore_sigterm_ = false;
   ProcessId next_id_ = 1;
   std::vector<LaunchSpec> starts_;
-  std::vector<ProcessId> stops_;
+  std::vector<std::pair<ProcessId, int>> signals_;
   std::map<ProcessId, LaunchSpec> running_;
+  std::vector<ProcessExit> exits_;
 };
 
 class FakeClock : public Clock {

@@ -2,8 +2,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <memory>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "tests/capture/fakes.h"
@@ -40,15 +42,54 @@ class ReconcilerTest : public ::testing::Test {
     o.backoff_initial = 1s;
     o.backoff_max = 8s;
     o.stable_after = 60s;
+    o.backoff_jitter = 0;  // exact delays to check; Backoff's own test covers the jitter
     return o;
   }
   void remake(CaptureOptions o) {
-    reconciler_ =
-        std::make_unique<Reconciler>(std::move(o), resolver_, pods_, events_, launcher_, clock_);
+    reconciler_ = std::make_unique<Reconciler>(std::move(o), pods_, events_, launcher_, clock_);
   }
   void remake() { remake(options()); }
 
-  std::optional<Duration> reconcile(const std::string& uid) { return reconciler_->reconcile(uid); }
+  // Plays the CaptureWorker: reconciles `uid`, then answers the sandbox look-ups the Reconciler
+  // asks for (from the fake resolver) and hands it the exits of the tcpdumps it stopped,
+  // reconciling the Pods they concern, until nothing is left. Returns what the last reconcile
+  // of `uid` asked for.
+  std::optional<Duration> reconcile(const std::string& uid) {
+    std::map<std::string, std::optional<Duration>> asked;
+    asked[uid] = reconciler_->reconcile(uid);
+    settle(asked);
+    return asked[uid];
+  }
+  void settle(std::map<std::string, std::optional<Duration>>& asked) {
+    for (bool busy = true; busy;) {
+      busy = false;
+      for (const std::string& pod : reconciler_->takeLookups()) {
+        reconciler_->recordSandbox(pod, resolver_.resolve(pod));
+        asked[pod] = reconciler_->reconcile(pod);
+        busy = true;
+      }
+      for (const ProcessExit& exit : launcher_.takeExits()) {
+        if (std::optional<std::string> pod = reconciler_->recordExit(exit)) {
+          asked[*pod] = reconciler_->reconcile(*pod);
+        }
+        busy = true;
+      }
+    }
+  }
+  // A tcpdump ends by itself, and the worker's turn that follows.
+  std::optional<Duration> exitOf(ProcessId id, ExitStatus status, std::string stderr_tail) {
+    const std::optional<std::string> pod =
+        reconciler_->recordExit(launcher_.exit(id, status, std::move(stderr_tail)));
+    if (!pod) return std::nullopt;
+    return reconcile(*pod);
+  }
+  // A resync: the resolver's snapshot against every capture's binding; the Pods whose binding
+  // changed are reconciled.
+  void resync() {
+    auto snapshot = resolver_.snapshot();
+    ASSERT_TRUE(snapshot.ok());
+    for (const std::string& pod : reconciler_->checkBindings(*snapshot)) reconcile(pod);
+  }
 
   // A Pod web (uid-1) in default, annotated with `files`, running in sandbox s1.
   void startWeb(int files = 3, const std::string& uid = "uid-1", const std::string& ns = "default",
@@ -160,8 +201,9 @@ TEST_F(ReconcilerTest, AnnotationThatBecomesInvalidStopsTheCapture) {
   EXPECT_THAT(launcher_.stops(), ElementsAre(1u));
   EXPECT_THAT(launcher_.running(), IsEmpty());
   EXPECT_THAT(dir_.names(), IsEmpty());
+  // The Warning as soon as the annotation is read, the stop once tcpdump is gone.
   EXPECT_THAT(events_.reasons(),
-              ElementsAre(kReasonStarted, kReasonStopped, kReasonInvalidAnnotation));
+              ElementsAre(kReasonStarted, kReasonInvalidAnnotation, kReasonStopped));
   EXPECT_THAT(events_.withReason(kReasonStopped)[0].message,
               HasSubstr("deleted " + path("capture-web.pcap0")));
 }
@@ -251,7 +293,10 @@ TEST_F(ReconcilerTest, ChangedFileCountRestartsWithTheNewCount) {
 TEST_F(ReconcilerTest, NewSandboxMovesTheCaptureIntoItsNetns) {
   startWeb(3);
   resolver_.set("uid-1", makeSandbox("s2", "/var/run/netns/cni-s2", 5151));
-  EXPECT_EQ(reconcile("uid-1"), std::nullopt);  // a resync or any update of the Pod
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);  // an update: the binding holds, no look-up
+  EXPECT_THAT(launcher_.stops(), IsEmpty());
+  EXPECT_EQ(resolver_.calls(), 1);
+  resync();  // sees s2, looks it up, moves the capture
   EXPECT_THAT(launcher_.stops(), ElementsAre(1u));
   const auto starts = launcher_.starts();
   ASSERT_THAT(starts, SizeIs(2));
@@ -267,6 +312,7 @@ TEST_F(ReconcilerTest, NewSandboxMovesTheCaptureIntoItsNetns) {
 TEST_F(ReconcilerTest, SandboxBeingReplacedKeepsTheRunningCaptureUntilTheNewOneIsReady) {
   startWeb(3);
   resolver_.set("uid-1", cri::resolveError(cri::ResolveFailure::kNoReadySandbox, "not ready"));
+  resync();  // no READY sandbox: looked up, and kept running
   EXPECT_THAT(reconcile("uid-1"), Optional(2s));
   EXPECT_THAT(launcher_.stops(), IsEmpty());
   resolver_.set("uid-1", makeSandbox("s2", "/var/run/netns/cni-s2"));
@@ -289,10 +335,11 @@ TEST_F(ReconcilerTest, SandboxReplacedAfterTcpdumpDiedWithTheOldOneIsARestartToo
   EXPECT_EQ(launcher_.starts().back().netns_path, "/var/run/netns/cni-s2");
   EXPECT_THAT(dir_.names(), Not(::testing::Contains("capture-web.pcap0")))
       << "the old sandbox's packets would mix with the new one's";
+  // The exit is explained by the look-up that follows it: the sandbox went, no failure.
+  EXPECT_THAT(events_.withReason(kReasonFailed), IsEmpty());
   const auto restarted = events_.withReason(kReasonRestarted);
   ASSERT_THAT(restarted, SizeIs(1));
   EXPECT_THAT(restarted[0].message, AllOf(HasSubstr("sandbox changed from s1 to s2"),
-                                          HasSubstr("tcpdump exited with status 1"),
                                           HasSubstr("netns /var/run/netns/cni-s2")));
   EXPECT_EQ(reconciler_->captures()[0].sandbox_id, "s2");
 }
@@ -311,6 +358,8 @@ TEST_F(ReconcilerTest, FailedStartsInANewSandboxBackOffAndWarnOnce) {
     }
     launcher_.failStarts(absl::FailedPreconditionError("cannot enter the Pod's network namespace"));
     dir_.touch("capture-web.pcap0");
+    // Still running: the resync notices s2 (and its first start fails at once).
+    if (!died_with_the_old_sandbox) resync();
     const std::vector<Duration> expected_delays = {1s, 2s, 4s, 8s, 8s};
     for (const Duration delay : expected_delays) {
       EXPECT_THAT(reconcile("uid-1"), Optional(delay));
@@ -395,7 +444,8 @@ TEST_F(ReconcilerTest, TcpdumpThatExitsIsRestartedWithCappedExponentialBackoff) 
   const std::vector<Duration> expected_delays = {1s, 2s, 4s, 8s, 8s};
   for (size_t i = 0; i < expected_delays.size(); ++i) {
     SCOPED_TRACE(i);
-    reconciler_->recordExit(launcher_.exit(id, crashed, "tcpdump: eth0: That device went down"));
+    EXPECT_THAT(exitOf(id, crashed, "tcpdump: eth0: That device went down"),
+                Optional(expected_delays[i]));
     EXPECT_EQ(reconciler_->stats().active, 0);
     EXPECT_EQ(reconciler_->captures()[0].state, CaptureState::kBackoff);
     EXPECT_THAT(reconcile("uid-1"), Optional(expected_delays[i]));
@@ -424,10 +474,10 @@ TEST_F(ReconcilerTest, TcpdumpThatExitsIsRestartedWithCappedExponentialBackoff) 
 
 TEST_F(ReconcilerTest, ADifferentExitIsReportedAgain) {
   startWeb(3);
-  reconciler_->recordExit(launcher_.exit(*launcher_.runningFor("uid-1"), {1, 0}, "first"));
+  exitOf(*launcher_.runningFor("uid-1"), {1, 0}, "first");
   clock_.advance(1s);
   reconcile("uid-1");
-  reconciler_->recordExit(launcher_.exit(*launcher_.runningFor("uid-1"), {0, 9}, ""));
+  exitOf(*launcher_.runningFor("uid-1"), {0, 9}, "");
   const auto failed = events_.withReason(kReasonFailed);
   ASSERT_THAT(failed, SizeIs(2));
   EXPECT_THAT(failed[1].message, HasSubstr("killed by signal 9"));
@@ -439,12 +489,11 @@ TEST_F(ReconcilerTest, ACrashLoopIsReportedOnceThoughTcpdumpsCountersDiffer) {
   for (int i = 0; i < 3; ++i) {
     SCOPED_TRACE(i);
     // tcpdump prints its statistics after the error: different after every run.
-    reconciler_->recordExit(launcher_.exit(
-        *launcher_.runningFor("uid-1"), {1, 0},
-        absl::StrCat("tcpdump: listening on eth0, link-type EN10MB (Ethernet), snapshot length "
-                     "262144 bytes\ntcpdump: pcap_loop: recvfrom: Network is down\n",
-                     10 * i, " packets captured\n", 10 * i + 3, " packets received by filter\n", i,
-                     " packets dropped by kernel")));
+    exitOf(*launcher_.runningFor("uid-1"), {1, 0},
+           absl::StrCat("tcpdump: listening on eth0, link-type EN10MB (Ethernet), snapshot length "
+                        "262144 bytes\ntcpdump: pcap_loop: recvfrom: Network is down\n",
+                        10 * i, " packets captured\n", 10 * i + 3, " packets received by filter\n",
+                        i, " packets dropped by kernel"));
     clock_.advance(delays[i]);
     EXPECT_EQ(reconcile("uid-1"), std::nullopt);
   }
@@ -462,13 +511,12 @@ TEST_F(ReconcilerTest, ACrashLoopIsReportedOnceThoughTcpdumpsCountersDiffer) {
 TEST_F(ReconcilerTest, BackoffStartsAgainAfterAStableRun) {
   startWeb(3);
   for (int i = 0; i < 3; ++i) {
-    reconciler_->recordExit(launcher_.exit(*launcher_.runningFor("uid-1"), {1, 0}, "boom"));
+    exitOf(*launcher_.runningFor("uid-1"), {1, 0}, "boom");
     clock_.advance(10s);
     reconcile("uid-1");
   }
   clock_.advance(61s);  // ran long enough to count as healthy
-  reconciler_->recordExit(launcher_.exit(*launcher_.runningFor("uid-1"), {1, 0}, "boom"));
-  EXPECT_THAT(reconcile("uid-1"), Optional(1s));
+  EXPECT_THAT(exitOf(*launcher_.runningFor("uid-1"), {1, 0}, "boom"), Optional(1s));
   EXPECT_THAT(events_.withReason(kReasonFailed), SizeIs(2));  // a new episode is reported
 }
 
@@ -477,7 +525,7 @@ TEST_F(ReconcilerTest, ExitOfAProcessAlreadyReplacedIsIgnored) {
   const ProcessId old_id = *launcher_.runningFor("uid-1");
   pods_.set(makePod("uid-1", "default", "web", "4"));
   reconcile("uid-1");
-  reconciler_->recordExit(ProcessExit{old_id, "uid-1", {0, 15}, ""});
+  reconciler_->recordExit(ProcessExit{old_id, "uid-1", {0, 15}, "", ""});
   EXPECT_EQ(reconciler_->captures()[0].state, CaptureState::kRunning);
   EXPECT_THAT(events_.withReason(kReasonFailed), IsEmpty());
 }
@@ -666,11 +714,151 @@ TEST_F(ReconcilerTest, StartUpFailsOnAMissingDirectory) {
   EXPECT_FALSE(reconciler_->startFresh().ok());
 }
 
-TEST_F(ReconcilerTest, StopAllStopsEveryTcpdumpAndKeepsTheFiles) {
+TEST_F(ReconcilerTest, AStopIsASignalAndItsExitEndsTheCapture) {
+  launcher_.ignoreSigterm(true);  // as a tcpdump stuck in a write would
+  startWeb(3);
+  dir_.touch("capture-web.pcap0");
+  pods_.set(makePod("uid-1", "default", "web", std::nullopt));
+  // SIGTERM, then nothing to wait for but the grace period: the caller's timer.
+  EXPECT_THAT(reconcile("uid-1"), Optional(5s));
+  EXPECT_THAT(launcher_.signals(), ElementsAre(std::pair{1ul, SIGTERM}));
+  EXPECT_EQ(reconciler_->captures()[0].state, CaptureState::kStopping);
+  EXPECT_THAT(dir_.names(), ElementsAre("capture-web.pcap0")) << "tcpdump may still write";
+  EXPECT_THAT(events_.withReason(kReasonStopped), IsEmpty());
+
+  clock_.advance(2s);
+  EXPECT_THAT(reconcile("uid-1"), Optional(3s)) << "an update in between changes nothing";
+  clock_.advance(3s);
+  reconcile("uid-1");  // the grace period is over: SIGKILL, and its exit ends the capture
+  EXPECT_THAT(launcher_.signals(), ElementsAre(std::pair{1ul, SIGTERM}, std::pair{1ul, SIGKILL}));
+  EXPECT_THAT(dir_.names(), IsEmpty());
+  EXPECT_THAT(events_.withReason(kReasonStopped), SizeIs(1));
+  EXPECT_THAT(reconciler_->trackedPods(), IsEmpty());
+}
+
+TEST_F(ReconcilerTest, AProcessThatSurvivesSigkillIsWaitedForAndSaidSo) {
+  launcher_.ignoreSigterm(true);
+  startWeb(3);
+  pods_.remove("uid-1");
+  reconcile("uid-1");
+  clock_.advance(5s);
+  // SIGKILL, which the fake turns into an exit: take it back, as if the kernel held it.
+  EXPECT_THAT(reconciler_->reconcile("uid-1"), Optional(5s));
+  const std::vector<ProcessExit> late = launcher_.takeExits();
+  ASSERT_THAT(late, SizeIs(1));
+  clock_.advance(5s);
+  EXPECT_EQ(reconciler_->reconcile("uid-1"), std::nullopt) << "waits for the exit";
+  EXPECT_THAT(reconciler_->trackedPods(), ElementsAre("uid-1"));
+  EXPECT_EQ(reconciler_->recordExit(late[0]), "uid-1");
+  reconcile("uid-1");
+  EXPECT_THAT(reconciler_->trackedPods(), IsEmpty());
+}
+
+TEST_F(ReconcilerTest, ReannotatedWhileStoppingGetsANewCaptureOnlyOnceTheOldOneIsGone) {
+  launcher_.ignoreSigterm(true);
+  startWeb(3);
+  pods_.set(makePod("uid-1", "default", "web", std::nullopt));
+  reconcile("uid-1");
+  pods_.set(makePod("uid-1", "default", "web", "2"));  // wanted again, before tcpdump is gone
+  EXPECT_THAT(reconcile("uid-1"), Optional(5s));
+  EXPECT_THAT(launcher_.starts(), SizeIs(1)) << "two tcpdumps would write the same files";
+  dir_.touch("capture-web.pcap2");
+  const std::optional<std::string> pod =
+      reconciler_->recordExit(launcher_.exit(1, ExitStatus{0, 0}, ""));
+  ASSERT_EQ(pod, "uid-1");
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  // The old capture ended (its files and all), and a new one began.
+  EXPECT_THAT(events_.reasons(), ElementsAre(kReasonStarted, kReasonStopped, kReasonStarted));
+  EXPECT_THAT(dir_.names(), IsEmpty());
+  ASSERT_THAT(launcher_.starts(), SizeIs(2));
+  EXPECT_EQ(launcher_.starts()[1].argv[4], "2");
+}
+
+TEST_F(ReconcilerTest, ANewFileCountRestartsInTheBoundSandboxWithoutALookUp) {
+  startWeb(3);
+  EXPECT_EQ(resolver_.calls(), 1);
+  resolver_.set("uid-1", cri::resolveError(cri::ResolveFailure::kRuntimeUnavailable, "frozen"));
+  pods_.set(makePod("uid-1", "default", "web", "4"));
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_EQ(resolver_.calls(), 1) << "the runtime need not answer for a restart in place";
+  ASSERT_THAT(launcher_.starts(), SizeIs(2));
+  EXPECT_EQ(launcher_.starts()[1].netns_path, "/var/run/netns/cni-s1");
+  EXPECT_EQ(launcher_.starts()[1].argv[4], "4");
+}
+
+TEST_F(ReconcilerTest, AResyncLooksUpOnlyTheCapturesWhoseSandboxChanged) {
+  for (int i = 0; i < 3; ++i) {
+    const std::string n = std::to_string(i);
+    startWeb(1, "uid-" + n, "default", "web-" + n, "s" + n);
+  }
+  ASSERT_EQ(resolver_.calls(), 3);
+  auto snapshot = resolver_.snapshot();
+  ASSERT_TRUE(snapshot.ok());
+  EXPECT_THAT(reconciler_->checkBindings(*snapshot), IsEmpty());
+  EXPECT_THAT(reconciler_->takeLookups(), IsEmpty());
+
+  resolver_.set("uid-1", makeSandbox("s1-new", "/var/run/netns/cni-s1-new"));
+  snapshot = resolver_.snapshot();
+  EXPECT_THAT(reconciler_->checkBindings(*snapshot), ElementsAre("uid-1"));
+  for (int i = 0; i < 3; ++i) reconcile("uid-" + std::to_string(i));
+  EXPECT_EQ(resolver_.calls(), 4) << "one look-up, for the capture that moved";
+  EXPECT_EQ(launcher_.starts().back().netns_path, "/var/run/netns/cni-s1-new");
+}
+
+TEST_F(ReconcilerTest, RetriesAreJitteredSoThatCapturesDoNotRetryInStep) {
+  CaptureOptions o = options();
+  o.backoff_jitter = 0.5;
+  remake(o);
+  launcher_.failStarts(absl::FailedPreconditionError("no netns"));
+  std::set<Duration> first_delays;
+  for (int i = 0; i < 20; ++i) {
+    const std::string uid = "uid-" + std::to_string(i);
+    pods_.set(makePod(uid, "default", "web-" + std::to_string(i), "1"));
+    resolver_.set(uid, makeSandbox("s" + std::to_string(i), "/var/run/netns/cni"));
+    const std::optional<Duration> delay = reconcile(uid);
+    ASSERT_TRUE(delay.has_value());
+    EXPECT_GE(*delay, 500ms);
+    EXPECT_LE(*delay, 1s);
+    first_delays.insert(*delay);
+  }
+  EXPECT_GT(first_delays.size(), 5u) << "20 captures retrying in step";
+}
+
+TEST_F(ReconcilerTest, ACrashLoopWhoseMessagesDifferOnlyInPidsIsReportedOnce) {
+  startWeb(3);
+  const Duration delays[] = {1s, 2s, 4s};
+  for (int i = 0; i < 3; ++i) {
+    exitOf(*launcher_.runningFor("uid-1"), {1, 0},
+           absl::StrCat("tcpdump: pcap_loop: error on socket of pid ", 4000 + i, " (#", i, ")"));
+    clock_.advance(delays[i]);
+    reconcile("uid-1");
+  }
+  EXPECT_THAT(events_.withReason(kReasonFailed), SizeIs(1));
+  EXPECT_THAT(events_.withReason(kReasonRestarted), SizeIs(1));
+}
+
+TEST(SameFailure, IgnoresNumbersInTheDetailsAndIdsButNotTheExitStatus) {
+  EXPECT_TRUE(sameFailure("tcpdump exited with status 1: error on pid 4001",
+                          "tcpdump exited with status 1: error on pid 52"));
+  EXPECT_FALSE(
+      sameFailure("tcpdump exited with status 1: boom", "tcpdump exited with status 2: boom"));
+  EXPECT_FALSE(sameFailure("tcpdump exited with status 1: boom",
+                           "tcpdump killed by signal 9 (Killed): boom"));
+  EXPECT_TRUE(sameFailure("cannot start tcpdump in sandbox 4bcd2d10936290d942: no netns",
+                          "cannot start tcpdump in sandbox 9f00aa10936290ffff: no netns"));
+  EXPECT_FALSE(sameFailure("tcpdump exited with status 1: device went down",
+                           "tcpdump exited with status 1: permission denied"));
+  EXPECT_FALSE(sameFailure("tcpdump exited with status 1: x", ""));
+}
+
+TEST_F(ReconcilerTest, SignalAllStopsEveryTcpdumpAndKeepsTheFiles) {
   startWeb(2, "uid-1", "default", "web", "s1");
   startWeb(2, "uid-2", "default", "db", "s2");
   dir_.touch("capture-web.pcap0");
-  reconciler_->stopAll();
+  EXPECT_EQ(reconciler_->signalAll(SIGTERM), 2);
+  EXPECT_EQ(reconciler_->processes(), 2) << "gone only once their exits are in";
+  for (const ProcessExit& exit : launcher_.takeExits()) reconciler_->recordExit(exit);
+  EXPECT_EQ(reconciler_->processes(), 0);
   EXPECT_THAT(launcher_.running(), IsEmpty());
   EXPECT_THAT(launcher_.stops(), UnorderedElementsAre(1u, 2u));
   EXPECT_THAT(dir_.names(), ElementsAre("capture-web.pcap0"));

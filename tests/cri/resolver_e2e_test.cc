@@ -201,6 +201,56 @@ TEST_F(ResolverE2E, RepeatResolvesOfALiveSandboxOnlyList) {
   EXPECT_EQ(callsOf(counted, "PodSandboxStatus"), 2u);
 }
 
+TEST_F(ResolverE2E, ASnapshotIsOneListOfEveryPodsNewestReadySandbox) {
+  E2E_REQUIRE_LAB();
+  lab::PodSpec replaced = lab::podNamed("snap-replaced");
+  replaced.uid = lab::ContainerdLab::newPodUid();
+  const lab::Sandbox old_one = run(replaced);
+  replaced.attempt = 1;
+  const lab::Sandbox new_one = run(replaced);
+  const lab::Sandbox stopped = run(lab::podNamed("snap-stopped"));
+  ASSERT_TRUE(lab().stopPodSandbox(stopped.id).ok());
+  const lab::Sandbox gone = run(lab::podNamed("snap-gone"));
+
+  RuntimeClient counted({lab().endpoint(), milliseconds(2000)});
+  CriSandboxResolver resolver(counted);
+  ASSERT_TRUE(resolver.resolve(gone.pod_uid).ok());
+  ASSERT_TRUE(lab().stopPodSandbox(gone.id).ok());
+  ASSERT_TRUE(lab().removePodSandbox(gone.id).ok());
+  const uint64_t lists_before = callsOf(counted, "ListPodSandbox");
+
+  auto snapshot = resolver.snapshot();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  EXPECT_EQ(callsOf(counted, "ListPodSandbox"), lists_before + 1);
+  EXPECT_EQ(snapshot->newest_ready.at(replaced.uid), new_one.id);
+  EXPECT_NE(snapshot->newest_ready.at(replaced.uid), old_one.id);
+  EXPECT_EQ(snapshot->newest_ready.at(stopped.pod_uid), "");  // sandboxes, none READY
+  EXPECT_FALSE(snapshot->newest_ready.contains(gone.pod_uid));
+
+  // The removed sandbox left the cache: resolving its pod again asks the runtime afresh.
+  EXPECT_EQ(failureOf(resolver.resolve(gone.pod_uid).status()), ResolveFailure::kNoSandbox);
+}
+
+TEST_F(ResolverE2E, ResolveAllAnswersEveryPodInOrderFromOneList) {
+  E2E_REQUIRE_LAB();
+  const lab::Sandbox a = run(lab::podNamed("all-a"));
+  const lab::Sandbox b = run(lab::podNamed("all-b"));
+  const std::string unknown = lab::ContainerdLab::newPodUid();
+  RuntimeClient counted({lab().endpoint(), milliseconds(2000)});
+  CriSandboxResolver resolver(counted);
+
+  const auto answers = resolver.resolveAll({b.pod_uid, unknown, a.pod_uid});
+  ASSERT_EQ(answers.size(), 3u);
+  ASSERT_TRUE(answers[0].ok()) << answers[0].status();
+  EXPECT_EQ(answers[0]->id, b.id);
+  EXPECT_EQ(failureOf(answers[1].status()), ResolveFailure::kNoSandbox) << answers[1].status();
+  ASSERT_TRUE(answers[2].ok()) << answers[2].status();
+  EXPECT_EQ(answers[2]->id, a.id);
+  EXPECT_EQ(*answers[2], *resolver.resolve(a.pod_uid));
+  EXPECT_EQ(callsOf(counted, "ListPodSandbox"), 2u);  // one for all three, one for the check
+  EXPECT_EQ(callsOf(counted, "PodSandboxStatus"), 2u);
+}
+
 TEST_F(ResolverE2E, NetnsRemovedUnderAReadySandboxIsNetnsClosed) {
   E2E_REQUIRE_LAB();
   const lab::Sandbox sandbox = run(lab::podNamed("unmounted"));

@@ -28,9 +28,14 @@ namespace e2e {
 
 // ---- ControllerProcess ----
 
+std::string binaryUnderTest() {
+  const char* other = std::getenv("CAPTURE_CONTROLLER_UNDER_TEST");
+  return other != nullptr && *other != '\0' ? other : CAPTURE_CONTROLLER;
+}
+
 absl::StatusOr<std::unique_ptr<ControllerProcess>> ControllerProcess::start(
     const std::vector<std::string>& args, const std::string& log_path) {
-  std::vector<std::string> argv = {CAPTURE_CONTROLLER};
+  std::vector<std::string> argv = {binaryUnderTest()};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> raw_argv;
   for (std::string& arg : argv) raw_argv.push_back(arg.data());
@@ -170,6 +175,20 @@ std::vector<std::string> ApiServer::messages(const std::string& pod_uid,
     found.push_back(event.value("message", ""));
   }
   return found;
+}
+
+void writeTcpdumpStandIn(const std::string& path, const std::string& body) {
+  std::ofstream(path) << "#!/bin/sh\n"
+                      << "file=\n"
+                      << "while [ $# -gt 0 ]; do\n"
+                      << "  case \"$1\" in\n"
+                      << "    --version) echo 'tcpdump version 4.99.5 (stand-in)'; exit 0 ;;\n"
+                      << "    -w) file=$2; shift 2 ;;\n"
+                      << "    *) shift ;;\n"
+                      << "  esac\n"
+                      << "done\n"
+                      << body << "\n";
+  std::filesystem::permissions(path, std::filesystem::perms::owner_all);
 }
 
 // ---- Pinger ----
@@ -346,6 +365,10 @@ uint64_t kilobytesLine(const std::string& file, const std::string& name) {
 
 uint64_t residentBytes(pid_t pid) {
   return kilobytesLine("/proc/" + std::to_string(pid) + "/status", "VmRSS:");
+}
+
+uint64_t anonymousBytes(pid_t pid) {
+  return kilobytesLine("/proc/" + std::to_string(pid) + "/status", "RssAnon:");
 }
 
 uint64_t proportionalBytes(pid_t pid) {

@@ -36,6 +36,10 @@ inline bool waitUntil(const std::function<bool()>& condition, milliseconds timeo
   return testsupport::waitUntil(condition, timeout, milliseconds(10));
 }
 
+// The binary the harness runs: this build's, or $CAPTURE_CONTROLLER_UNDER_TEST when set (a
+// benchmark of an earlier build, for a before/after comparison).
+std::string binaryUnderTest();
+
 // The capture-controller binary as a child process, its stdout and stderr in a log file. It
 // dies with the test process (PR_SET_PDEATHSIG), and the destructor SIGKILLs and reaps it.
 class ControllerProcess {
@@ -91,6 +95,10 @@ class ApiServer {
   std::string token_;
 };
 
+// Writes a stand-in for tcpdump to `path`: it passes the controller's start-up probe (-C 1M
+// --version) and otherwise runs `body` (sh), with $file the -w argument.
+void writeTcpdumpStandIn(const std::string& path, const std::string& body);
+
 // Pings every IP in its set from the host every 50 ms, on its own thread, so that captures have
 // packets to write.
 class Pinger {
@@ -143,6 +151,9 @@ absl::StatusOr<HttpAnswer> httpGet(int port, const std::string& path);
 // library page in every process that maps it; PSS divides shared pages among their mappers, so
 // a sum of PSS is what a group of processes really holds.
 uint64_t residentBytes(pid_t pid);
+// The anonymous part of RSS (heap, stacks): what the process allocated, without the pages of
+// its binary and shared libraries that it happens to have touched.
+uint64_t anonymousBytes(pid_t pid);
 uint64_t proportionalBytes(pid_t pid);
 double cpuSeconds(pid_t pid);  // utime + stime
 

@@ -128,16 +128,17 @@ class ControllerE2E : public ::testing::Test {
   }
   void startController() { startController(controllerArgs()); }
 
-  // A Pod as the kubelet makes one: in the API first, then its sandbox, then pinged.
-  TestPod runPod(const std::string& namespace_, const std::string& name,
-                 bool host_network = false) {
+  // A Pod as the kubelet makes one: in the API first, then its sandbox, then pinged (unless
+  // `ping` is false: a hundred Pods pinged every 50 ms would keep a core busy).
+  TestPod runPod(const std::string& namespace_, const std::string& name, bool host_network = false,
+                 bool ping = true) {
     TestPod pod{namespace_, name, api().createPod(namespace_, name, kNode, {}, host_network)};
     auto sandbox = lab().runPodSandbox(lab::PodSpec{name, namespace_, pod.uid, 0, host_network});
     EXPECT_TRUE(sandbox.ok()) << sandbox.status();
     if (!sandbox.ok()) return pod;
     pod.sandbox = *sandbox;
     sandboxes_.push_back(sandbox->id);
-    if (!host_network) {
+    if (!host_network && ping) {
       pod.netns = netnsOf(pod.uid);
       pinger_->add(sandbox->ip);
     }
@@ -403,6 +404,87 @@ TEST_F(ControllerE2E, SigtermStopsEveryTcpdumpAndExitsZero) {
   EXPECT_THAT(tcpdumpsWritingTo(capture_dir_), IsEmpty());
   // The files stay until the next start (which deletes them).
   EXPECT_THAT(filesStartingWith("capture-a.pcap"), Contains("capture-a.pcap0"));
+}
+
+TEST_F(ControllerE2E, SigtermWithAFullNodeOfStuckTcpdumpsExitsWithinOneGracePeriod) {
+  // 110 captures (the kubelet's maxPods) whose tcpdump ignores SIGTERM, as one stuck in a write
+  // might: every one gets SIGTERM at once, SIGKILL after the 5 s grace, and the controller exits
+  // 0 within that grace plus a second, whatever the number of captures.
+  const std::string stand_in = dir_ + "/tcpdump-ignoring-sigterm";
+  writeTcpdumpStandIn(stand_in, ": > \"${file}0\"\ntrap '' TERM\nexec sleep 100000");
+  startController(controllerArgs({{"--tcpdump", stand_in}}));
+  std::vector<TestPod> pods;
+  for (int i = 0; i < 110; ++i) {
+    pods.push_back(runPod("default", "stuck-" + std::to_string(i), false, /*ping=*/false));
+    annotate(pods.back(), "1");
+  }
+  ASSERT_FALSE(HasFailure());
+  std::vector<pid_t> pids;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        pids.clear();
+        for (const TestPod& pod : pods) {
+          const auto capture = captureOf(pod);
+          if (!capture || capture->value("state", "") != "Running") return false;
+          pids.push_back(capture->value("pid", 0));
+        }
+        return true;
+      },
+      120s))
+      << "not every capture ran";
+
+  const auto asked = Clock::now();
+  controller_->signal(SIGTERM);
+  const std::optional<int> code = controller_->waitForExit(60s);
+  const auto took = Clock::now() - asked;
+  EXPECT_EQ(code, 0);
+  EXPECT_LT(took, 6s) << "5 s of grace for every tcpdump at once, not one after another";
+  for (pid_t pid : pids) EXPECT_FALSE(processLives(pid)) << "pid " << pid << " outlived it";
+  EXPECT_THAT(controller_->log(), HasSubstr("110 tcpdump processes still run"));
+}
+
+TEST_F(ControllerE2E, AFrozenContainerdHoldsNoChangeThatDoesNotNeedIt) {
+  startController();
+  std::vector<TestPod> pods;
+  for (int i = 0; i < 20; ++i) {
+    pods.push_back(runPod("default", "busy-" + std::to_string(i), false, /*ping=*/false));
+    annotate(pods.back(), "1");
+  }
+  for (const TestPod& pod : pods) ASSERT_NE(waitForRunningCapture(pod), 0) << pod.name;
+  const pid_t old_pid = captureField(pods[3], "pid");
+  const pid_t stopped_pid = captureField(pods[7], "pid");
+
+  // containerd stops answering, as with SIGSTOP: resyncs and look-ups hang to their deadline.
+  ASSERT_EQ(::kill(lab().containerdPid(), SIGSTOP), 0);
+  struct Thaw {
+    pid_t pid;
+    ~Thaw() { ::kill(pid, SIGCONT); }
+  } thaw{lab().containerdPid()};
+  // A resync asked after the freeze: its call now hangs on the runtime.
+  const auto resyncs = [&] {
+    const std::string log = controller_->log();
+    size_t count = 0;
+    for (size_t at = 0; (at = log.find("resync: asking the runtime", at)) != std::string::npos;
+         ++at) {
+      ++count;
+    }
+    return count;
+  };
+  const size_t before = resyncs();
+  ASSERT_TRUE(waitUntil([&] { return resyncs() > before; }, kDeadline));
+
+  const auto asked = Clock::now();
+  annotate(pods[3], "3");  // a new N: restarted in the sandbox it is bound to
+  api().removeAnnotation(pods[7].namespace_, pods[7].name, kAnnotation);  // an end
+  const pid_t new_pid = waitForRunningCapture(pods[3], "", old_pid);
+  const bool gone = waitUntil(
+      [&] { return !processLives(stopped_pid) && filesStartingWith("capture-busy-7.").empty(); },
+      kDeadline);
+  const auto took = Clock::now() - asked;
+  EXPECT_NE(new_pid, 0);
+  EXPECT_TRUE(gone);
+  EXPECT_LT(took, 1s) << "a change that needs no runtime waited for the frozen one";
+  EXPECT_EQ(captureField(pods[3], "files"), 3);
 }
 
 TEST_F(ControllerE2E, InvalidAnnotationsAndHostNetworkPodsRunNothing) {

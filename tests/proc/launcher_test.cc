@@ -130,13 +130,14 @@ TEST_F(NetnsLauncherTest, TcpdumpCapturesTheNamespacesTrafficAndFlushesOnStop) {
         20s))
         << "no packets reached capture-web.pcap0";
   }
-  auto stopped = launcher_->stop(launched->id, 5s);
-  ASSERT_TRUE(stopped.ok()) << stopped.status();
-  EXPECT_EQ(stopped->status, (ExitStatus{0, 0}))
-      << "tcpdump ends cleanly on SIGTERM; stderr: " << stopped->stderr_tail;
-  EXPECT_THAT(stopped->stderr_tail, HasSubstr("packets captured"));
-  EXPECT_EQ(tcpdumpErrorLines(stopped->stderr_tail), "")
-      << "a clean stop is only tcpdump's banner and statistics: " << stopped->stderr_tail;
+  ASSERT_TRUE(launcher_->signal(launched->id, SIGTERM).ok());
+  const ProcessExit stopped = nextExit();  // the stop's end comes as any exit does
+  EXPECT_EQ(stopped.id, launched->id);
+  EXPECT_EQ(stopped.status, (ExitStatus{0, 0}))
+      << "tcpdump ends cleanly on SIGTERM; stderr: " << stopped.stderr_tail;
+  EXPECT_THAT(stopped.stderr_tail, HasSubstr("packets captured"));
+  EXPECT_EQ(tcpdumpErrorLines(stopped.stderr_tail), "")
+      << "a clean stop is only tcpdump's banner and statistics: " << stopped.stderr_tail;
   EXPECT_GT(countPackets(dir_.file("capture-web.pcap0")), 0);
   EXPECT_TRUE(zombieFree(launched->pid));
   EXPECT_EQ(launcher_->running(), 0u);
@@ -147,7 +148,8 @@ TEST_F(NetnsLauncherTest, OneFileCaptureHasNoRotationSuffix) {
   auto launched = launcher_->start(tcpdumpSpec(1));
   ASSERT_TRUE(launched.ok()) << launched.status();
   ASSERT_TRUE(waitUntil([&] { return std::filesystem::exists(dir_.file("capture-web.pcap")); }));
-  ASSERT_TRUE(launcher_->stop(launched->id, 5s).ok());
+  ASSERT_TRUE(launcher_->signal(launched->id, SIGTERM).ok());
+  EXPECT_EQ(nextExit().status, (ExitStatus{0, 0}));
   EXPECT_EQ(dir_.names(), (std::set<std::string>{"capture-web.pcap"}));
 }
 
@@ -155,7 +157,8 @@ TEST_F(NetnsLauncherTest, ElevenFilesArePaddedToTwoDigits) {
   auto launched = launcher_->start(tcpdumpSpec(11));
   ASSERT_TRUE(launched.ok()) << launched.status();
   ASSERT_TRUE(waitUntil([&] { return std::filesystem::exists(dir_.file("capture-web.pcap00")); }));
-  ASSERT_TRUE(launcher_->stop(launched->id, 5s).ok());
+  ASSERT_TRUE(launcher_->signal(launched->id, SIGTERM).ok());
+  EXPECT_EQ(nextExit().status, (ExitStatus{0, 0}));
 }
 
 TEST_F(NetnsLauncherTest, ATcpdumpThatFailsIsReportedWithItsStderr) {
@@ -169,8 +172,7 @@ TEST_F(NetnsLauncherTest, ATcpdumpThatFailsIsReportedWithItsStderr) {
   EXPECT_NE(exit.status.exit_code, 0);
   EXPECT_THAT(exit.stderr_tail, HasSubstr("nosuchif0"));
   EXPECT_TRUE(zombieFree(launched->pid));
-  auto stop = launcher_->stop(launched->id, 1s);
-  EXPECT_EQ(stop.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(launcher_->signal(launched->id, SIGTERM).code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(NetnsLauncherTest, AnInterfaceNameThatIsNotUtf8ComesBackAsPrintableText) {
@@ -205,7 +207,7 @@ TEST_F(NetnsLauncherTest, TcpdumpDiesWithTheThreadThatStartedIt) {
   EXPECT_TRUE(zombieFree(launched->pid));
 }
 
-TEST_F(NetnsLauncherTest, StopEscalatesToSigkillAfterTheGracePeriod) {
+TEST_F(NetnsLauncherTest, SigkillEndsWhatIgnoresSigterm) {
   const std::string ready = dir_.file("ready");
   auto launched = launcher_->start(
       LaunchSpec{"uid-1",
@@ -215,9 +217,12 @@ TEST_F(NetnsLauncherTest, StopEscalatesToSigkillAfterTheGracePeriod) {
                  ""});
   ASSERT_TRUE(launched.ok()) << launched.status();
   ASSERT_TRUE(waitUntil([&] { return std::filesystem::exists(ready); }));  // SIGTERM is ignored
-  auto stopped = launcher_->stop(launched->id, 200ms);
-  ASSERT_TRUE(stopped.ok()) << stopped.status();
-  EXPECT_EQ(stopped->status.signal, SIGKILL);
+  ASSERT_TRUE(launcher_->signal(launched->id, SIGTERM).ok());
+  auto future = exits_.get_future();
+  EXPECT_EQ(future.wait_for(200ms), std::future_status::timeout) << "it ignores SIGTERM";
+  ASSERT_TRUE(launcher_->signal(launched->id, SIGKILL).ok());
+  ASSERT_EQ(future.wait_for(20s), std::future_status::ready);
+  EXPECT_EQ(future.get().status.signal, SIGKILL);
   EXPECT_TRUE(zombieFree(launched->pid));
 }
 

@@ -188,6 +188,131 @@ TEST_F(CaptureWorkerTest, StopEndsEveryTcpdumpAndKeepsTheFiles) {
   worker->stop();  // idempotent
 }
 
+TEST_F(CaptureWorkerTest, AStopThatWaitsHoldsNoOtherPod) {
+  launcher_.ignoreSigterm(true);
+  CaptureOptions o = options();
+  o.stop_grace = 2s;
+  CaptureWorker worker(o, resolver_, pods_, events_, launcher_);
+  ASSERT_TRUE(worker.start().ok());
+  for (const char* uid : {"uid-a", "uid-b"}) {
+    resolver_.set(uid, makeSandbox(std::string("s-") + uid, "/var/run/netns/cni"));
+  }
+  const k8s::Pod a = makePod("uid-a", "default", "a", "1");
+  pods_.set(a);
+  worker.onAdd(a);
+  ASSERT_TRUE(waitUntil([&] { return running("uid-a"); }));
+
+  const k8s::Pod a_removed = makePod("uid-a", "default", "a", std::nullopt);
+  pods_.set(a_removed);
+  worker.onUpdate(a, a_removed);  // its tcpdump ignores SIGTERM: a stop of 2 s
+  ASSERT_TRUE(waitUntil([&] { return !launcher_.stops().empty(); }));
+  const auto asked = std::chrono::steady_clock::now();
+  const k8s::Pod b = makePod("uid-b", "default", "b", "1");
+  pods_.set(b);
+  worker.onAdd(b);
+  ASSERT_TRUE(waitUntil([&] { return running("uid-b"); }));
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, 1s);
+  EXPECT_TRUE(running("uid-a")) << "still within its grace period";
+}
+
+TEST_F(CaptureWorkerTest, SigkillFollowsTheGracePeriodAndTheExitEndsTheCapture) {
+  launcher_.ignoreSigterm(true);
+  CaptureOptions o = options();
+  o.stop_grace = 200ms;
+  CaptureWorker worker(o, resolver_, pods_, events_, launcher_);
+  ASSERT_TRUE(worker.start().ok());
+  resolver_.set("uid-1", makeSandbox("s1", "/var/run/netns/cni-s1"));
+  const k8s::Pod pod = makePod("uid-1", "default", "web", "1");
+  pods_.set(pod);
+  worker.onAdd(pod);
+  ASSERT_TRUE(waitUntil([&] { return running("uid-1"); }));
+  const auto removed = std::chrono::steady_clock::now();
+  pods_.remove("uid-1");
+  worker.onDelete(pod);
+  ASSERT_TRUE(events_.waitFor(kReasonStopped).has_value());
+  EXPECT_GE(std::chrono::steady_clock::now() - removed, 200ms);
+  EXPECT_THAT(launcher_.signals(),
+              ::testing::ElementsAre(std::pair{1ul, SIGTERM}, std::pair{1ul, SIGKILL}));
+}
+
+TEST_F(CaptureWorkerTest, ShutdownWithFullNodeOfStuckTcpdumpsTakesOneGracePeriod) {
+  constexpr int kPods = 110;
+  launcher_.ignoreSigterm(true);
+  CaptureOptions o = options();
+  o.stop_grace = 300ms;
+  o.kill_wait = 300ms;
+  CaptureWorker worker(o, resolver_, pods_, events_, launcher_);
+  ASSERT_TRUE(worker.start().ok());
+  for (int i = 0; i < kPods; ++i) {
+    const std::string uid = "uid-" + std::to_string(i);
+    resolver_.set(uid, makeSandbox("s" + std::to_string(i), "/var/run/netns/cni"));
+    const k8s::Pod pod = makePod(uid, "default", "web-" + std::to_string(i), "1");
+    pods_.set(pod);
+    worker.onAdd(pod);
+  }
+  ASSERT_TRUE(waitUntil([&] { return launcher_.running().size() == kPods; }));
+  const auto stopping = std::chrono::steady_clock::now();
+  worker.stop();
+  const auto took = std::chrono::steady_clock::now() - stopping;
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 2s) << "one grace period for all, not one per capture";
+  EXPECT_THAT(launcher_.running(), IsEmpty());
+  // Every SIGTERM first, then the SIGKILLs.
+  const auto signals = launcher_.signals();
+  ASSERT_THAT(signals, SizeIs(2 * kPods));
+  for (int i = 0; i < kPods; ++i) EXPECT_EQ(signals[i].second, SIGTERM) << i;
+  for (int i = kPods; i < 2 * kPods; ++i) EXPECT_EQ(signals[i].second, SIGKILL) << i;
+}
+
+TEST_F(CaptureWorkerTest, AResyncIsOneRuntimeCallWhenEveryBindingHolds) {
+  auto worker = makeWorker();  // resyncs every 50 ms
+  ASSERT_TRUE(worker->start().ok());
+  for (int i = 0; i < 20; ++i) {
+    const std::string uid = "uid-" + std::to_string(i);
+    resolver_.set(uid, makeSandbox("s" + std::to_string(i), "/var/run/netns/cni"));
+    const k8s::Pod pod = makePod(uid, "default", "web-" + std::to_string(i), "1");
+    pods_.set(pod);
+    worker->onAdd(pod);
+  }
+  ASSERT_TRUE(waitUntil([&] { return launcher_.running().size() == 20; }));
+  const int lookups = resolver_.calls();
+  const int snapshots = resolver_.snapshots();
+  ASSERT_TRUE(waitUntil([&] { return resolver_.snapshots() >= snapshots + 5; }));
+  EXPECT_EQ(resolver_.calls(), lookups) << "no per-Pod call while every sandbox stays";
+}
+
+TEST_F(CaptureWorkerTest, AFrozenRuntimeDelaysNoPodEvent) {
+  CaptureOptions o = options();
+  o.resync_period = 100ms;
+  CaptureWorker worker(o, resolver_, pods_, events_, launcher_);
+  ASSERT_TRUE(worker.start().ok());
+  std::vector<k8s::Pod> pods;
+  for (int i = 0; i < 20; ++i) {
+    const std::string uid = "uid-" + std::to_string(i);
+    resolver_.set(uid, makeSandbox("s" + std::to_string(i), "/var/run/netns/cni"));
+    pods.push_back(makePod(uid, "default", "web-" + std::to_string(i), "1"));
+    pods_.set(pods.back());
+    worker.onAdd(pods.back());
+  }
+  ASSERT_TRUE(waitUntil([&] { return launcher_.running().size() == 20; }));
+  resolver_.freeze(5s);  // every call hangs 5 s, resyncs included
+  ASSERT_TRUE(waitUntil([&] { return resolver_.snapshots() > 0; }));
+
+  // A new N for one capture, the end of another: neither needs the runtime.
+  const auto asked = std::chrono::steady_clock::now();
+  const k8s::Pod more = makePod("uid-3", "default", "web-3", "4");
+  pods_.set(more);
+  worker.onUpdate(pods[3], more);
+  pods_.remove("uid-7");
+  worker.onDelete(pods[7]);
+  ASSERT_TRUE(waitUntil([&] {
+    return !running("uid-7") && launcher_.starts().size() == 21 &&
+           launcher_.starts().back().argv[4] == "4";
+  }));
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, 1s);
+  resolver_.thaw();
+}
+
 // The engine end to end on real parts, short of containerd and the API server: the real
 // launcher and tcpdump in a real network namespace, which a fake resolver reports as the Pod's.
 TEST(CaptureWorkerWithRealTcpdump, AnnotationStartsACaptureAndRemovingItDeletesTheFiles) {
