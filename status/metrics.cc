@@ -50,6 +50,10 @@ std::string prometheusText(const MetricsSnapshot& m) {
       {"runtime_reachable", "gauge",
        "1 when the container runtime answered its last CRI Version call.",
        m.runtime_reachable ? 1u : 0u},
+      {"heap_in_use_bytes", "gauge",
+       "Memory the controller allocated and has not freed: what its RSS comes back to once the "
+       "allocator hands free pages back (every 30 s).",
+       m.heap_bytes},
   };
   base::PrometheusText text;
   for (const Family& f : families) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "capture/reconciler.h"
@@ -15,7 +16,8 @@ struct MetricsSnapshot {
   k8s::EventRecorderStats events;
   bool informer_synced = false;
   bool runtime_reachable = false;
-  std::string cri_text;  // cri::RpcStats::prometheusText("capture_controller_cri")
+  uint64_t heap_bytes = 0;  // allocated and not freed (glibc mallinfo2: uordblks + hblkhd)
+  std::string cri_text;     // cri::RpcStats::prometheusText("capture_controller_cri")
 };
 std::string prometheusText(const MetricsSnapshot& metrics);
 

@@ -403,4 +403,16 @@ absl::StatusOr<HttpAnswer> httpGet(int port, const std::string& path) {
   return HttpAnswer{result->status, result->body};
 }
 
+int runningCaptures(int port) {
+  auto answer = httpGet(port, "/captures");
+  if (!answer.ok()) return 0;
+  const auto document = nlohmann::json::parse(answer->body, nullptr, false);
+  if (document.is_discarded()) return 0;
+  int running = 0;
+  for (const nlohmann::json& capture : document.value("captures", nlohmann::json::array())) {
+    running += capture.value("state", "") == "Running" && capture.value("pid", 0) > 0;
+  }
+  return running;
+}
+
 }  // namespace e2e

@@ -146,6 +146,9 @@ struct HttpAnswer {
   std::string body;
 };
 absl::StatusOr<HttpAnswer> httpGet(int port, const std::string& path);
+// How many captures the controller's /captures shows Running with a tcpdump pid; 0 when it does
+// not answer.
+int runningCaptures(int port);
 
 // A process's memory and CPU time from /proc, 0 when it is gone. RSS counts every shared
 // library page in every process that maps it; PSS divides shared pages among their mappers, so

@@ -59,6 +59,7 @@ MetricsSnapshot sampleMetrics() {
       .created = 9, .aggregated = 10, .dropped_queue_full = 11, .failed = 12, .dropped_spam = 13};
   m.informer_synced = true;
   m.runtime_reachable = false;
+  m.heap_bytes = 31457280;
   cri::RpcStats rpc;
   rpc.record("ListPodSandbox", 3ms, true);
   rpc.record("ListPodSandbox", 30ms, false);
@@ -128,6 +129,7 @@ TEST(PrometheusText, ShowsEveryCounterWithItsValue) {
       {"capture_controller_events_failed_total", "12"},
       {"capture_controller_events_spam_dropped_total", "13"},
       {"capture_controller_runtime_reachable", "0"},
+      {"capture_controller_heap_in_use_bytes", "31457280"},
       {"capture_controller_cri_requests_total{method=\"ListPodSandbox\"}", "2"},
       {"capture_controller_cri_request_errors_total{method=\"ListPodSandbox\"}", "1"},
       {"capture_controller_cri_request_duration_seconds_count{method=\"ListPodSandbox\"}", "2"},
