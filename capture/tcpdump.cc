@@ -4,30 +4,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
+#include "capture/tcpdump_stats.h"
 #include "glog/logging.h"
 #include "proc/spawn.h"
 
 namespace capture {
-namespace {
-
-bool isStatisticsLine(absl::string_view line) {
-  const size_t count_end = line.find_first_not_of("0123456789");
-  if (count_end == 0 || count_end == absl::string_view::npos) return false;
-  absl::string_view rest = line.substr(count_end);
-  if (!absl::ConsumePrefix(&rest, " packets ") && !absl::ConsumePrefix(&rest, " packet ")) {
-    return false;
-  }
-  return rest == "captured" || rest == "received by filter" || rest == "dropped by kernel" ||
-         rest == "dropped by interface";
-}
-
-}  // namespace
 
 std::string tcpdumpErrorLines(absl::string_view stderr_tail) {
   std::vector<absl::string_view> kept;
   for (absl::string_view line : absl::StrSplit(stderr_tail, '\n')) {
-    if (line.empty() || isStatisticsLine(line) ||
+    TcpdumpCounts ignored;
+    if (line.empty() ||
+        parseTcpdumpStatsLine(std::string_view(line.data(), line.size()), ignored) ||
         absl::StartsWith(line, "tcpdump: listening on ")) {
       continue;
     }
@@ -37,7 +25,24 @@ std::string tcpdumpErrorLines(absl::string_view stderr_tail) {
 }
 
 std::vector<std::string> TcpdumpCommand::argv(int files, const std::string& file_path) const {
-  return {path, "-C", file_size, "-W", std::to_string(files), "-w", file_path, "-Z", "root", "-U"};
+  CaptureSpec spec;
+  spec.files = files;
+  return argv(spec, file_path);
+}
+
+std::vector<std::string> TcpdumpCommand::argv(const CaptureSpec& spec,
+                                              const std::string& file_path) const {
+  std::vector<std::string> args = {path, "-C",      file_size, "-W",   std::to_string(spec.files),
+                                   "-w", file_path, "-Z",      "root", "-U"};
+  if (spec.packets) {
+    args.push_back("-c");
+    args.push_back(std::to_string(*spec.packets));
+  }
+  if (!spec.filter.empty()) {
+    args.push_back("--");
+    args.push_back(spec.filter);
+  }
+  return args;
 }
 
 absl::StatusOr<TcpdumpCommand> probeTcpdump(const std::string& path, base::Duration timeout) {

@@ -6,6 +6,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "base/clock.h"
+#include "capture/annotation.h"
 
 namespace capture {
 
@@ -27,13 +28,19 @@ struct TcpdumpCommand {
   //            then neither open the next rotated file nor keep PR_SET_PDEATHSIG (a change of
   //            uid clears it);
   //   -U:      write each packet out as it is saved, so files fill while traffic flows.
+  //   -c <packets>: a packet bound (tcpdump then exits 0 by itself);
+  //   -- <filter>: the filter as one word after the options, so that it can never be read as
+  //            an option or a file name ("-w /etc/passwd" is an expression that fails to
+  //            compile, not a second output file).
   std::vector<std::string> argv(int files, const std::string& file_path) const;
+  std::vector<std::string> argv(const CaptureSpec& spec, const std::string& file_path) const;
 };
 
 // What tcpdump's stderr says about why it ended: its lines without the "listening on" banner
 // and the statistics it prints whenever it ends ("12 packets captured", "... received by
-// filter", "... dropped by kernel", "... dropped by interface"), which differ from one run to
-// the next. Two exits with the same status and the same error lines are the same failure.
+// filter", "... dropped by kernel", "... dropped by interface") or is sent SIGUSR1 (all on one
+// line; parseTcpdumpStatsLine knows both), which differ from one run to the next. Two exits
+// with the same status and the same error lines are the same failure.
 std::string tcpdumpErrorLines(absl::string_view stderr_tail);
 
 // Runs `<path> -C 1M --version` once: tcpdump parses options in order, so an unsupported size
