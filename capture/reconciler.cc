@@ -29,6 +29,8 @@ const char* toString(CaptureState state) {
       return "Backoff";
     case CaptureState::kStopping:
       return "Stopping";
+    case CaptureState::kCompleted:
+      return "Completed";
   }
   return "Unknown";
 }
@@ -41,6 +43,15 @@ nlohmann::json toJson(const CaptureStatus& status) {
       {"state", toString(status.state)},
       {"files", status.files},
       {"filePath", status.file_path},
+      {"filter", status.filter},
+      {"durationSeconds", status.duration ? nlohmann::json(status.duration->count()) : nullptr},
+      {"packetLimit", status.packet_limit ? nlohmann::json(*status.packet_limit) : nullptr},
+      {"counts", status.counts
+                     ? nlohmann::json{{"captured", status.counts->captured},
+                                      {"receivedByFilter", status.counts->received_by_filter},
+                                      {"droppedByKernel", status.counts->dropped_by_kernel},
+                                      {"droppedByInterface", status.counts->dropped_by_interface}}
+                     : nullptr},
       {"sandboxId", status.sandbox_id},
       {"netnsPath", status.netns_path},
       {"pid", status.pid},
@@ -72,10 +83,10 @@ Reconciler::Desire Reconciler::desireOf(const std::string& pod_uid,
   } else if (auto value = pod->annotations.find(kCaptureAnnotation);
              value == pod->annotations.end()) {
     desire.why_not = absl::StrCat("annotation ", kCaptureAnnotation, " was removed");
-  } else if (auto files = parseCaptureAnnotation(value->second, options_.max_files); !files.ok()) {
-    desire.why_not = std::string(files.status().message());
+  } else if (auto spec = captureSpecOf(pod->annotations, options_.max_files); !spec.ok()) {
+    desire.why_not = std::string(spec.status().message());
     desire.notice_reason = kReasonInvalidAnnotation;
-    desire.notice = absl::StrCat(files.status().message(), "; no capture runs");
+    desire.notice = absl::StrCat(spec.status().message(), "; no capture runs");
   } else if (pod->host_network || host_network_pods_.contains(pod_uid)) {
     desire.why_not = "the Pod uses the host network";
     desire.notice_reason = kReasonFailed;
@@ -84,7 +95,16 @@ Reconciler::Desire Reconciler::desireOf(const std::string& pod_uid,
         "is the node's; capture on the node instead";
   } else {
     desire.wanted = true;
-    desire.files = *files;
+    desire.spec = *spec;
+    if (!spec->filter.empty()) {
+      auto verdict = filter_verdicts_.find(spec->filter);
+      if (verdict != filter_verdicts_.end() && !verdict->second.ok()) {
+        desire.wanted = false;
+        desire.why_not = std::string(verdict->second.message());
+        desire.notice_reason = kReasonInvalidAnnotation;
+        desire.notice = absl::StrCat(verdict->second.message(), "; no capture runs");
+      }
+    }
   }
   return desire;
 }
@@ -119,6 +139,14 @@ std::optional<base::Duration> Reconciler::reconcile(const std::string& pod_uid) 
     return std::nullopt;
   }
   notices_.erase(pod_uid);
+  if (!desire.spec.filter.empty() && !filter_verdicts_.contains(desire.spec.filter)) {
+    // Checked off this thread; the verdict brings this Pod back. A running capture keeps its
+    // spec until then.
+    auto& waiters = filter_waiters_[desire.spec.filter];
+    if (waiters.empty()) filter_checks_.push_back(desire.spec.filter);
+    waiters.insert(pod_uid);
+    return std::nullopt;
+  }
   if (it == records_.end()) {
     auto created = createRecord(*pod);
     if (!created.ok()) {
@@ -130,7 +158,7 @@ std::optional<base::Duration> Reconciler::reconcile(const std::string& pod_uid) 
     }
     it = *created;
   }
-  return ensureRunning(it->second, desire.files);
+  return ensureRunning(it->second, desire.spec);
 }
 
 absl::StatusOr<Reconciler::Records::iterator> Reconciler::createRecord(const k8s::Pod& pod) {
@@ -193,9 +221,16 @@ const Reconciler::Record* Reconciler::holderOf(const std::string& file_base) con
   return nullptr;
 }
 
-std::optional<base::Duration> Reconciler::ensureRunning(Record& record, int files) {
+std::optional<base::Duration> Reconciler::ensureRunning(Record& record, const CaptureSpec& spec) {
   // Never two tcpdumps on the same files: nothing else happens until this one is gone.
   if (record.state == CaptureState::kStopping) return stop(record);
+  if (record.state == CaptureState::kCompleted) {
+    if (spec == record.spec) return std::nullopt;  // done; its files stay until it is removed
+    record.state = CaptureState::kPending;
+    restart(record, *record.sandbox, spec.differenceFrom(record.spec));
+    record.spec = spec;
+    record.binding_suspect = true;  // it may have been a while: look the sandbox up again
+  }
 
   if (record.process) {
     if (record.binding_suspect) {
@@ -217,10 +252,18 @@ std::optional<base::Duration> Reconciler::ensureRunning(Record& record, int file
         return options_.sandbox_retry;
       }
     }
-    if (files != record.files) {
+    if (spec != record.spec) {
       // Same sandbox, known from the binding: no look-up.
-      return restart(record, *record.sandbox,
-                     absl::StrCat("the file count changed from ", record.files, " to ", files));
+      return restart(record, *record.sandbox, spec.differenceFrom(record.spec));
+    }
+    if (record.spec.duration) {
+      const base::TimePoint now = clock_.now();
+      if (now >= record.ends_at) {
+        return completeCapture(
+            record,
+            absl::StrCat("the duration of ", record.spec.duration->count(), "s was reached"));
+      }
+      return std::chrono::ceil<base::Duration>(record.ends_at - now);
     }
     return std::nullopt;
   }
@@ -230,7 +273,7 @@ std::optional<base::Duration> Reconciler::ensureRunning(Record& record, int file
     if (!sandbox) return std::nullopt;
     if (auto wait = explainExit(record, *sandbox)) return wait;
   }
-  record.files = files;
+  record.spec = spec;
   if (auto wait = untilRetry(record)) return wait;
   if (!record.sandbox || record.binding_suspect) {
     auto sandbox = lookUp(record);
@@ -357,7 +400,7 @@ std::optional<base::Duration> Reconciler::launch(Record& record) {
   const cri::SandboxInfo& sandbox = *record.sandbox;
   proc::LaunchSpec spec;
   spec.owner = record.pod.uid;
-  spec.argv = options_.tcpdump.argv(record.files, files_.pathOf(record.file_base));
+  spec.argv = options_.tcpdump.argv(record.spec, files_.pathOf(record.file_base));
   spec.netns_path = sandbox.netns_path;
   spec.sandbox_pid = sandbox.pid;
   spec.sandbox_id = sandbox.id;
@@ -372,10 +415,14 @@ std::optional<base::Duration> Reconciler::launch(Record& record) {
   owners_[launched->id] = record.pod.uid;
   record.pid = launched->pid;
   record.started_at = clock_.now();
+  if (record.spec.duration) record.ends_at = record.started_at + *record.spec.duration;
+  record.counts.reset();
   record.netns_path = launched->netns_path;
   record.state = CaptureState::kRunning;
   record.last_error.clear();
   ++stats_.started;
+  std::optional<base::Duration> again;
+  if (record.spec.duration) again = *record.spec.duration;
   switch (record.next_start) {
     case NextStart::kAnnounce:
       emit(record.pod, k8s::EventType::kNormal, kReasonStarted, describeCapture(record));
@@ -393,7 +440,55 @@ std::optional<base::Duration> Reconciler::launch(Record& record) {
   }
   record.next_start = NextStart::kQuiet;
   record.restart_reason.clear();
+  return again;
+}
+
+std::optional<base::Duration> Reconciler::completeCapture(Record& record, std::string why) {
+  if (record.process) {
+    if (record.completing.empty()) {
+      LOG(INFO) << displayName(record.pod) << ": completing capture: " << why;
+      record.completing = why;
+    }
+    return stop(record);  // its exit completes it
+  }
+  record.state = CaptureState::kCompleted;
+  record.completing.clear();
+  std::vector<std::string> kept;
+  if (auto names = files_.filesOf(record.file_base); names.ok()) {
+    for (const std::string& name : *names) kept.push_back(files_.pathOf(name));
+  }
+  emit(record.pod, k8s::EventType::kNormal, kReasonCompleted,
+       absl::StrCat("Completed: ", why, "; ", describeCounts(record), "; kept ",
+                    kept.empty() ? "no file" : absl::StrJoin(kept, ", "),
+                    " until the annotation is removed"));
   return std::nullopt;
+}
+
+std::string Reconciler::describeCounts(const Record& record) const {
+  if (!record.counts) return "tcpdump reported no packet counts";
+  const TcpdumpCounts& c = *record.counts;
+  std::string text =
+      absl::StrCat(c.captured, " packets captured, ", c.received_by_filter, " received by filter, ",
+                   c.dropped_by_kernel, " dropped by kernel");
+  if (c.dropped_by_interface != 0) {
+    absl::StrAppend(&text, ", ", c.dropped_by_interface, " dropped by interface");
+  }
+  return text;
+}
+
+std::vector<std::string> Reconciler::takeFilterChecks() {
+  return std::exchange(filter_checks_, {});
+}
+
+std::vector<std::string> Reconciler::recordFilterVerdict(const std::string& filter,
+                                                         absl::Status verdict) {
+  // A bound on what was checked: a node's Pods use a few filters at a time.
+  constexpr size_t kMaxFilterVerdicts = 256;
+  if (filter_verdicts_.size() >= kMaxFilterVerdicts) filter_verdicts_.clear();
+  filter_verdicts_[filter] = std::move(verdict);
+  auto waiters = filter_waiters_.extract(filter);
+  if (waiters.empty()) return {};
+  return {waiters.mapped().begin(), waiters.mapped().end()};
 }
 
 std::optional<base::Duration> Reconciler::restart(Record& record, const cri::SandboxInfo& sandbox,
@@ -453,6 +548,24 @@ std::optional<std::string> Reconciler::recordExit(const proc::ProcessExit& exit)
   Record& record = it->second;
   record.process.reset();
   record.pid = 0;
+  {
+    TcpdumpStatsParser stats;
+    stats.feed(exit.stderr_tail);
+    stats.feed("\n");
+    if (stats.counts()) record.counts = stats.counts();
+  }
+  if (!record.completing.empty() && record.ending.empty()) {
+    completeCapture(record, record.completing);
+    return uid;
+  }
+  record.completing.clear();
+  if (record.state == CaptureState::kRunning && record.spec.packets && exit.start_error.empty() &&
+      exit.status.signal == 0 && exit.status.exit_code == 0) {
+    // tcpdump -c: it stopped by itself after that many packets.
+    completeCapture(record,
+                    absl::StrCat("the packet count of ", *record.spec.packets, " was reached"));
+    return uid;
+  }
   if (record.state == CaptureState::kStopping) {
     VLOG(1) << displayName(record.pod) << ": tcpdump stopped, " << exit.status.describe();
     record.state = CaptureState::kPending;
@@ -525,7 +638,7 @@ std::optional<base::Duration> Reconciler::endCapture(Records::iterator it, const
   if (record.everStarted()) {
     ++stats_.stopped;
     emit(record.pod, k8s::EventType::kNormal, kReasonStopped,
-         absl::StrCat("Stopped: ", why, "; ", deleted));
+         absl::StrCat("Stopped: ", why, "; ", describeCounts(record), "; ", deleted));
   }
   records_.erase(it);
   return std::nullopt;
@@ -544,13 +657,16 @@ std::string Reconciler::deleteFiles(const Record& record) {
 }
 
 std::string Reconciler::describeCapture(const Record& record) const {
-  const std::vector<std::string> names = rotationFileNames(record.file_base, record.files);
+  const std::vector<std::string> names = rotationFileNames(record.file_base, record.spec.files);
   std::string where = files_.pathOf(names.front());
   if (names.size() > 1) absl::StrAppend(&where, " ... ", names.back());
   std::string text =
-      absl::StrCat("tcpdump (pid ", record.pid, ") writes ", where, " (", record.files,
-                   record.files == 1 ? " file" : " files", " of 1 MB, rotating) in sandbox ",
+      absl::StrCat("tcpdump (pid ", record.pid, ") writes ", where, " (", record.spec.files,
+                   record.spec.files == 1 ? " file" : " files", " of 1 MB, rotating) in sandbox ",
                    record.sandbox ? record.sandbox->id : "", ", netns ", record.netns_path);
+  if (const std::string limits = record.spec.describeLimits(); !limits.empty()) {
+    absl::StrAppend(&text, ", ", limits);
+  }
   if (!record.file_note.empty()) absl::StrAppend(&text, " (", record.file_note, ")");
   return text;
 }
@@ -564,19 +680,19 @@ void Reconciler::emit(const k8s::ObjectReference& pod, k8s::EventType type, cons
 absl::Status Reconciler::startFresh() {
   auto removed = files_.removeAllCaptureFiles();
   if (!removed.ok()) return removed.status();
-  std::vector<std::pair<k8s::Pod, int>> wanted;  // with its file count
+  std::vector<std::pair<k8s::Pod, CaptureSpec>> wanted;
   for (k8s::Pod& pod : pods_.list()) {
     const Desire desire = desireOf(pod.uid, pod);
-    if (desire.wanted) wanted.emplace_back(std::move(pod), desire.files);
+    if (desire.wanted) wanted.emplace_back(std::move(pod), desire.spec);
   }
   std::sort(wanted.begin(), wanted.end(), [](const auto& a, const auto& b) {
     return std::tie(a.first.creation_timestamp, a.first.namespace_, a.first.name) <
            std::tie(b.first.creation_timestamp, b.first.namespace_, b.first.name);
   });
-  for (const auto& [pod, files] : wanted) {
+  for (const auto& [pod, spec] : wanted) {
     // A Pod left without a usable file name gets no record here; its reconcile() says why.
     auto created = createRecord(pod);
-    if (created.ok()) (*created)->second.files = files;
+    if (created.ok()) (*created)->second.spec = spec;
   }
   LOG(INFO) << "start-up: deleted " << removed->size() << " capture files left in " << files_.dir()
             << (removed->empty() ? "" : ": ") << absl::StrJoin(*removed, ", ") << "; "
@@ -601,10 +717,23 @@ std::vector<CaptureStatus> Reconciler::captures() const {
   std::vector<CaptureStatus> out;
   out.reserve(records_.size());
   for (const auto& [uid, record] : records_) {
-    out.push_back(CaptureStatus{uid, record.pod.namespace_, record.pod.name, record.state,
-                                record.files, files_.pathOf(record.file_base),
-                                record.sandbox ? record.sandbox->id : "", record.netns_path,
-                                record.pid, record.restarts, record.last_error});
+    CaptureStatus status;
+    status.pod_uid = uid;
+    status.pod_namespace = record.pod.namespace_;
+    status.pod_name = record.pod.name;
+    status.state = record.state;
+    status.files = record.spec.files;
+    status.file_path = files_.pathOf(record.file_base);
+    status.filter = record.spec.filter;
+    status.duration = record.spec.duration;
+    status.packet_limit = record.spec.packets;
+    status.counts = record.counts;
+    status.sandbox_id = record.sandbox ? record.sandbox->id : "";
+    status.netns_path = record.netns_path;
+    status.pid = record.pid;
+    status.restarts = record.restarts;
+    status.last_error = record.last_error;
+    out.push_back(std::move(status));
   }
   return out;
 }

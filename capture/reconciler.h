@@ -16,6 +16,7 @@
 #include "capture/annotation.h"
 #include "capture/capture_files.h"
 #include "capture/tcpdump.h"
+#include "capture/tcpdump_stats.h"
 #include "cri/sandbox_resolver.h"
 #include "k8s/event_sink.h"
 #include "k8s/pod.h"
@@ -29,6 +30,7 @@ inline constexpr char kReasonStopped[] = "CaptureStopped";
 inline constexpr char kReasonRestarted[] = "CaptureRestarted";
 inline constexpr char kReasonFailed[] = "CaptureFailed";
 inline constexpr char kReasonInvalidAnnotation[] = "InvalidCaptureAnnotation";
+inline constexpr char kReasonCompleted[] = "CaptureCompleted";
 
 struct CaptureOptions {
   std::string node_name;  // captures only Pods whose spec.nodeName is this
@@ -49,10 +51,11 @@ struct CaptureOptions {
 };
 
 enum class CaptureState {
-  kPending,   // wanted, waiting for a READY sandbox (or for its look-up)
-  kRunning,   // tcpdump runs
-  kBackoff,   // tcpdump failed or exited; retried at a later time
-  kStopping,  // tcpdump was told to stop (SIGTERM, SIGKILL after stop_grace); its exit is awaited
+  kPending,    // wanted, waiting for a READY sandbox (or for its look-up)
+  kRunning,    // tcpdump runs
+  kBackoff,    // tcpdump failed or exited; retried at a later time
+  kStopping,   // tcpdump was told to stop (SIGTERM, SIGKILL after stop_grace); its exit is awaited
+  kCompleted,  // a bound (duration, packets) was reached: tcpdump is done, its files are kept
 };
 const char* toString(CaptureState state);
 
@@ -64,6 +67,10 @@ struct CaptureStatus {
   CaptureState state = CaptureState::kPending;
   int files = 0;
   std::string file_path;  // <dir>/<base>; tcpdump appends the rotation index
+  std::string filter;
+  std::optional<std::chrono::seconds> duration;
+  std::optional<uint64_t> packet_limit;
+  std::optional<TcpdumpCounts> counts;  // tcpdump's last statistics (at its exit)
   std::string sandbox_id;
   std::string netns_path;
   pid_t pid = 0;
@@ -124,6 +131,11 @@ class Reconciler {
 
   // The Pod UIDs whose sandbox reconcile() needs looked up (each once until its answer came).
   std::vector<std::string> takeLookups();
+  // The filter expressions reconcile() needs checked (validateCaptureFilter, which may resolve
+  // host names: not on the worker's thread), each once until its verdict came.
+  std::vector<std::string> takeFilterChecks();
+  // A filter's verdict; returns the Pod UIDs waiting for it, to reconcile next.
+  std::vector<std::string> recordFilterVerdict(const std::string& filter, absl::Status verdict);
   // The answer to a look-up; reconcile the Pod next.
   void recordSandbox(const std::string& pod_uid, absl::StatusOr<cri::SandboxInfo> sandbox);
 
@@ -159,7 +171,7 @@ class Reconciler {
     k8s::ObjectReference pod;
     std::string file_base;
     std::string file_note;  // why the name is not capture-<pod>.pcap, for the Event
-    int files = 0;
+    CaptureSpec spec;       // what runs, or ran last (files, filter, bounds)
     CaptureState state = CaptureState::kPending;
     std::optional<proc::ProcessId> process;
     pid_t pid = 0;
@@ -185,6 +197,11 @@ class Reconciler {
     // (files deleted, CaptureStopped) even if the Pod wants one again by then, which is then a
     // new capture.
     std::string ending;
+    // Why the capture completes, once a bound was reached: tcpdump's exit then completes it
+    // (files kept, CaptureCompleted) instead of ending it.
+    std::string completing;
+    base::TimePoint ends_at;  // with a duration: when the running tcpdump is to be stopped
+    std::optional<TcpdumpCounts> counts;
     base::TimePoint stop_deadline;                                // Stopping: when SIGKILL follows
     bool killed = false;                                          // Stopping: SIGKILL sent
     base::Backoff backoff{base::Duration(1), base::Duration(1)};  // set by createRecord()
@@ -200,7 +217,7 @@ class Reconciler {
   };
   struct Desire {
     bool wanted = false;
-    int files = 0;
+    CaptureSpec spec;
     std::string why_not;
     std::string notice_reason;  // a Warning to show once while the Pod stays like this
     std::string notice;
@@ -214,7 +231,10 @@ class Reconciler {
   // The record whose capture writes this file base, if any. A scan: a node has at most a few
   // hundred captures, and names are chosen only when a capture begins.
   const Record* holderOf(const std::string& file_base) const;
-  std::optional<base::Duration> ensureRunning(Record& record, int files);
+  std::optional<base::Duration> ensureRunning(Record& record, const CaptureSpec& spec);
+  // A bound was reached: stop tcpdump (its exit completes the capture), or complete it now.
+  std::optional<base::Duration> completeCapture(Record& record, std::string why);
+  std::string describeCounts(const Record& record) const;
   // The look-up's answer when it came; otherwise asks for one (nullopt: wait for it).
   std::optional<absl::StatusOr<cri::SandboxInfo>> lookUp(Record& record);
   // tcpdump exited by itself: with its sandbox (a sandbox change), or a failure of its own.
@@ -250,6 +270,10 @@ class Reconciler {
   std::vector<std::string> lookups_;               // for takeLookups()
   std::map<std::string, std::string> notices_;     // Pod UID -> last Warning shown
   std::set<std::string> host_network_pods_;        // UIDs the runtime says are hostNetwork
+  // Filters checked (bounded: cleared past kMaxFilterVerdicts), and the Pods waiting for one.
+  std::map<std::string, absl::Status> filter_verdicts_;
+  std::map<std::string, std::set<std::string>> filter_waiters_;
+  std::vector<std::string> filter_checks_;  // for takeFilterChecks()
   CaptureStats stats_;
 };
 

@@ -33,6 +33,11 @@ CaptureWorker::CaptureWorker(capture::CaptureOptions options, cri::SandboxResolv
           },
           [this](absl::StatusOr<cri::SandboxSnapshot> snapshot) {
             post([&](Inbox& inbox) { inbox.snapshot = std::move(snapshot); });
+          },
+          [this](std::string filter, absl::Status verdict) {
+            post([&](Inbox& inbox) {
+              inbox.filter_verdicts.emplace_back(std::move(filter), std::move(verdict));
+            });
           }) {}
 
 CaptureWorker::~CaptureWorker() { stop(); }
@@ -94,6 +99,11 @@ void CaptureWorker::drainInbox() {
     reconciler_.recordSandbox(answer.pod_uid, std::move(answer.sandbox));
     queue_.add(answer.pod_uid);
   }
+  for (auto& [filter, verdict] : inbox.filter_verdicts) {
+    for (const std::string& uid : reconciler_.recordFilterVerdict(filter, std::move(verdict))) {
+      queue_.add(uid);
+    }
+  }
   if (inbox.snapshot) {
     if (inbox.snapshot->ok()) {
       for (const std::string& uid : reconciler_.checkBindings(**inbox.snapshot)) queue_.add(uid);
@@ -137,6 +147,7 @@ void CaptureWorker::reconcile(const std::string& uid) {
     queue_.addAfter(uid, std::chrono::seconds(1));
   }
   for (const std::string& lookup : reconciler_.takeLookups()) lookups_.lookUp(lookup);
+  for (const std::string& filter : reconciler_.takeFilterChecks()) lookups_.checkFilter(filter);
 }
 
 void CaptureWorker::shutDownCaptures() {

@@ -77,6 +77,7 @@ class CaptureWorker : public k8s::PodEventHandler {
     std::vector<proc::ProcessExit> exits;
     std::vector<SandboxLookups::Answer> answers;
     std::optional<absl::StatusOr<cri::SandboxSnapshot>> snapshot;
+    std::vector<std::pair<std::string, absl::Status>> filter_verdicts;
   };
 
   static const base::Clock& defaultClock();

@@ -1,14 +1,16 @@
 #include "worker/sandbox_lookups.h"
 
 #include "base/thread_step.h"
+#include "capture/filter.h"
 
 namespace worker {
 
 SandboxLookups::SandboxLookups(cri::SandboxResolver& resolver, OnAnswer on_answer,
-                               OnSnapshot on_snapshot)
+                               OnSnapshot on_snapshot, OnFilterVerdict on_filter_verdict)
     : resolver_(resolver),
       on_answer_(std::move(on_answer)),
       on_snapshot_(std::move(on_snapshot)),
+      on_filter_verdict_(std::move(on_filter_verdict)),
       thread_([this] { run(); }) {}
 
 SandboxLookups::~SandboxLookups() { stop(); }
@@ -29,6 +31,10 @@ void SandboxLookups::snapshot() {
   requests_.push(Snapshot{});
 }
 
+void SandboxLookups::checkFilter(const std::string& filter) {
+  requests_.push(FilterCheck{filter});  // the Reconciler asks once per filter until its verdict
+}
+
 void SandboxLookups::stop() {
   requests_.close();
   if (thread_.joinable()) thread_.join();
@@ -43,6 +49,10 @@ void SandboxLookups::run() {
           snapshot_asked_ = false;
         }
         on_snapshot_(resolver_.snapshot());
+        return;
+      }
+      if (const auto* check = std::get_if<FilterCheck>(&*request)) {
+        on_filter_verdict_(check->filter, capture::validateCaptureFilter(check->filter));
         return;
       }
       // Every look-up waiting now, answered together: one list of the node's sandboxes for a

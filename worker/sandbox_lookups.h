@@ -26,25 +26,34 @@ class SandboxLookups {
   // Called on this thread with each answer: they must only post it somewhere.
   using OnAnswer = std::function<void(Answer)>;
   using OnSnapshot = std::function<void(absl::StatusOr<cri::SandboxSnapshot>)>;
+  // A capture filter's verdict (capture::validateCaptureFilter): libpcap may resolve host names
+  // while compiling, which must not hold the worker either.
+  using OnFilterVerdict = std::function<void(std::string filter, absl::Status verdict)>;
 
-  SandboxLookups(cri::SandboxResolver& resolver, OnAnswer on_answer, OnSnapshot on_snapshot);
+  SandboxLookups(cri::SandboxResolver& resolver, OnAnswer on_answer, OnSnapshot on_snapshot,
+                 OnFilterVerdict on_filter_verdict);
   ~SandboxLookups();  // stop()
   SandboxLookups(const SandboxLookups&) = delete;
   SandboxLookups& operator=(const SandboxLookups&) = delete;
 
   void lookUp(const std::string& pod_uid);
   void snapshot();
+  void checkFilter(const std::string& filter);
   // Returns once the call in flight, if any, has returned (at most one CRI deadline).
   void stop();
 
  private:
   struct Snapshot {};
-  using Request = std::variant<std::string, Snapshot>;  // a Pod UID, or a snapshot
+  struct FilterCheck {
+    std::string filter;
+  };
+  using Request = std::variant<std::string, Snapshot, FilterCheck>;  // a Pod UID, or ...
   void run();
 
   cri::SandboxResolver& resolver_;
   const OnAnswer on_answer_;
   const OnSnapshot on_snapshot_;
+  const OnFilterVerdict on_filter_verdict_;
   base::BlockingQueue<Request> requests_;
   std::mutex mu_;
   std::set<std::string> asked_;  // Pod UIDs queued, not yet answered

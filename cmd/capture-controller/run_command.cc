@@ -184,7 +184,9 @@ int runCommand() {
   k8s::PodInformerOptions informer_options;
   informer_options.node_name = settings->capture.node_name;
   // Only the annotation the controller reads: a Pod's other annotations are most of its memory.
-  informer_options.parse.annotation_keys = {{capture::kCaptureAnnotation}};
+  informer_options.parse.annotation_keys = {
+      {capture::kCaptureAnnotation, capture::kFilterAnnotation, capture::kDurationAnnotation,
+       capture::kPacketsAnnotation}};
   PodEventRelay relay;
   k8s::PodInformer informer(*cluster, informer_options, &relay);
   worker::CaptureWorker worker(settings->capture, resolver, informer, events, **launcher);

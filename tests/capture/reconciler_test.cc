@@ -8,6 +8,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "capture/filter.h"
 #include "tests/capture/fakes.h"
 
 namespace capture {
@@ -68,6 +69,13 @@ class ReconcilerTest : public ::testing::Test {
         asked[pod] = reconciler_->reconcile(pod);
         busy = true;
       }
+      for (const std::string& filter : reconciler_->takeFilterChecks()) {
+        for (const std::string& pod :
+             reconciler_->recordFilterVerdict(filter, validateCaptureFilter(filter))) {
+          asked[pod] = reconciler_->reconcile(pod);
+        }
+        busy = true;
+      }
       for (const ProcessExit& exit : launcher_.takeExits()) {
         if (std::optional<std::string> pod = reconciler_->recordExit(exit)) {
           asked[*pod] = reconciler_->reconcile(*pod);
@@ -100,6 +108,14 @@ class ReconcilerTest : public ::testing::Test {
     ASSERT_TRUE(launcher_.runningFor(uid).has_value());
   }
   std::string path(const std::string& name) const { return dir_.file(name); }
+  // web (uid-1) annotated with N = 2 and `more` (filter, duration, packets), in sandbox s1.
+  void startWebWith(std::map<std::string, std::string> more) {
+    k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+    pod.annotations.merge(more);
+    pods_.set(pod);
+    resolver_.set("uid-1", makeSandbox("s1", "/var/run/netns/cni-s1"));
+    reconcile("uid-1");
+  }
 
   testing::TempDir dir_;
   testing::FakePodLister pods_;
@@ -863,6 +879,128 @@ TEST_F(ReconcilerTest, SignalAllStopsEveryTcpdumpAndKeepsTheFiles) {
   EXPECT_THAT(launcher_.stops(), UnorderedElementsAre(1u, 2u));
   EXPECT_THAT(dir_.names(), ElementsAre("capture-web.pcap0"));
   EXPECT_EQ(reconciler_->stats().active, 0);
+}
+
+}  // namespace
+}  // namespace capture
+
+namespace capture {
+namespace {
+
+TEST_F(ReconcilerTest, AFilterAndAPacketCountReachTcpdumpAfterItsOptions) {
+  startWebWith({{kFilterAnnotation, "-w /etc/passwd or icmp"}});
+  EXPECT_THAT(launcher_.starts(), IsEmpty()) << "a filter that does not compile starts nothing";
+  ASSERT_THAT(events_.withReason(kReasonInvalidAnnotation), SizeIs(1));
+  EXPECT_THAT(events_.withReason(kReasonInvalidAnnotation)[0].message,
+              AllOf(HasSubstr("tcpdump.antrea.io/filter"), HasSubstr("syntax error"),
+                    HasSubstr("no capture runs")));
+
+  k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+  pod.annotations[kFilterAnnotation] = "tcp port 443 and host 10.0.0.7";
+  pod.annotations[kPacketsAnnotation] = "20";
+  pods_.set(pod);
+  reconcile("uid-1");
+  ASSERT_THAT(launcher_.starts(), SizeIs(1));
+  EXPECT_THAT(launcher_.starts()[0].argv,
+              ElementsAre("/usr/bin/tcpdump", "-C", "1", "-W", "2", "-w", path("capture-web.pcap"),
+                          "-Z", "root", "-U", "-c", "20", "--", "tcp port 443 and host 10.0.0.7"));
+  EXPECT_THAT(
+      events_.withReason(kReasonStarted)[0].message,
+      AllOf(HasSubstr("filter \"tcp port 443 and host 10.0.0.7\""), HasSubstr("up to 20 packets")));
+  EXPECT_EQ(toJson(reconciler_->captures()[0])["packetLimit"], 20);
+}
+
+TEST_F(ReconcilerTest, AnInvalidBoundStartsNothingAndSaysWhy) {
+  startWebWith({{kDurationAnnotation, "5 minutes"}});
+  EXPECT_THAT(launcher_.starts(), IsEmpty());
+  ASSERT_THAT(events_.withReason(kReasonInvalidAnnotation), SizeIs(1));
+  EXPECT_THAT(events_.withReason(kReasonInvalidAnnotation)[0].message,
+              HasSubstr("tcpdump.antrea.io/duration \"5 minutes\" is not a duration"));
+}
+
+TEST_F(ReconcilerTest, AChangedFilterRestartsTheCaptureAndDeletesItsFiles) {
+  startWebWith({{kFilterAnnotation, "icmp"}});
+  ASSERT_THAT(launcher_.starts(), SizeIs(1));
+  dir_.touch("capture-web.pcap0");
+  k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+  pod.annotations[kFilterAnnotation] = "udp";
+  pods_.set(pod);
+  reconcile("uid-1");
+  ASSERT_THAT(launcher_.starts(), SizeIs(2));
+  EXPECT_EQ(launcher_.starts()[1].argv.back(), "udp");
+  EXPECT_THAT(dir_.names(), IsEmpty());
+  ASSERT_THAT(events_.withReason(kReasonRestarted), SizeIs(1));
+  EXPECT_THAT(events_.withReason(kReasonRestarted)[0].message, HasSubstr("the filter changed"));
+}
+
+TEST_F(ReconcilerTest, APacketCountReachedCompletesTheCaptureAndKeepsItsFiles) {
+  startWebWith({{kPacketsAnnotation, "20"}});
+  dir_.touch("capture-web.pcap0");
+  const std::optional<Duration> again =
+      exitOf(1, ExitStatus{0, 0},
+             "tcpdump: listening on eth0, link-type EN10MB (Ethernet), snapshot length 262144 "
+             "bytes\n20 packets captured\n23 packets received by filter\n0 packets dropped by "
+             "kernel\n");
+  EXPECT_EQ(again, std::nullopt);
+  EXPECT_THAT(launcher_.starts(), SizeIs(1)) << "a completed capture is not started again";
+  EXPECT_THAT(dir_.names(), ElementsAre("capture-web.pcap0"));
+  ASSERT_THAT(events_.withReason(kReasonCompleted), SizeIs(1));
+  EXPECT_THAT(events_.withReason(kReasonCompleted)[0].message,
+              AllOf(HasSubstr("the packet count of 20 was reached"),
+                    HasSubstr("20 packets captured, 23 received by filter, 0 dropped by kernel"),
+                    HasSubstr(path("capture-web.pcap0"))));
+  EXPECT_THAT(events_.withReason(kReasonFailed), IsEmpty());
+  const CaptureStatus status = reconciler_->captures()[0];
+  EXPECT_EQ(status.state, CaptureState::kCompleted);
+  ASSERT_TRUE(status.counts.has_value());
+  EXPECT_EQ(status.counts->captured, 20u);
+  EXPECT_EQ(reconciler_->stats().active, 0);
+
+  // Looked at again (a resync, an update): still done.
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_THAT(launcher_.starts(), SizeIs(1));
+
+  // The annotation removed: the files go, as for any capture.
+  pods_.set(makePod("uid-1", "default", "web", std::nullopt));
+  reconcile("uid-1");
+  EXPECT_THAT(dir_.names(), IsEmpty());
+  ASSERT_THAT(events_.withReason(kReasonStopped), SizeIs(1));
+  EXPECT_THAT(events_.withReason(kReasonStopped)[0].message, HasSubstr("20 packets captured"));
+  EXPECT_THAT(reconciler_->trackedPods(), IsEmpty());
+}
+
+TEST_F(ReconcilerTest, ADurationReachedStopsTcpdumpAndCompletesTheCapture) {
+  startWebWith({{kDurationAnnotation, "90s"}});
+  ASSERT_THAT(launcher_.starts(), SizeIs(1));
+  dir_.touch("capture-web.pcap0");
+  clock_.advance(30s);
+  EXPECT_THAT(reconcile("uid-1"), Optional(60s)) << "comes back when the duration ends";
+  clock_.advance(60s);
+  reconcile("uid-1");  // SIGTERM; the fake's tcpdump exits at once
+  EXPECT_THAT(launcher_.signals(), ElementsAre(std::pair{1ul, SIGTERM}));
+  EXPECT_EQ(reconciler_->captures()[0].state, CaptureState::kCompleted);
+  EXPECT_THAT(dir_.names(), ElementsAre("capture-web.pcap0"));
+  ASSERT_THAT(events_.withReason(kReasonCompleted), SizeIs(1));
+  EXPECT_THAT(events_.withReason(kReasonCompleted)[0].message,
+              HasSubstr("the duration of 90s was reached"));
+
+  // A new bound is a new capture: the old files go, tcpdump starts again.
+  k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+  pod.annotations[kDurationAnnotation] = "5m";
+  pods_.set(pod);
+  reconcile("uid-1");
+  EXPECT_THAT(launcher_.starts(), SizeIs(2));
+  EXPECT_THAT(dir_.names(), IsEmpty());
+  EXPECT_THAT(events_.withReason(kReasonRestarted)[0].message, HasSubstr("the duration changed"));
+}
+
+TEST_F(ReconcilerTest, ATcpdumpStoppedForARemovalIsNotACompletion) {
+  startWebWith({{kPacketsAnnotation, "20"}});
+  pods_.set(makePod("uid-1", "default", "web", std::nullopt));
+  reconcile("uid-1");  // SIGTERM: tcpdump exits 0, as it does on SIGTERM
+  EXPECT_THAT(events_.withReason(kReasonCompleted), IsEmpty());
+  EXPECT_THAT(events_.withReason(kReasonStopped), SizeIs(1));
+  EXPECT_THAT(reconciler_->trackedPods(), IsEmpty());
 }
 
 }  // namespace

@@ -245,10 +245,22 @@ absl::StatusOr<std::vector<Packet>> readPcap(const std::string& path) {
     char source[INET_ADDRSTRLEN], destination[INET_ADDRSTRLEN];
     ::inet_ntop(AF_INET, &ip->saddr, source, sizeof source);
     ::inet_ntop(AF_INET, &ip->daddr, destination, sizeof destination);
-    packets.push_back({source, destination});
+    packets.push_back({source, destination, ip->protocol});
   }
   ::pcap_close(pcap);
   return packets;
+}
+
+absl::StatusOr<size_t> countPcapRecords(const std::string& path) {
+  char error[PCAP_ERRBUF_SIZE] = {};
+  pcap_t* pcap = ::pcap_open_offline(path.c_str(), error);
+  if (pcap == nullptr) return absl::NotFoundError(path + ": " + error);
+  size_t records = 0;
+  pcap_pkthdr* header = nullptr;
+  const u_char* data = nullptr;
+  while (::pcap_next_ex(pcap, &header, &data) == 1) ++records;
+  ::pcap_close(pcap);
+  return records;
 }
 
 bool hasPacketRecord(const std::string& path) {

@@ -122,8 +122,12 @@ class Pinger {
 struct Packet {
   std::string source;
   std::string destination;
+  int protocol = 0;  // IPPROTO_ICMP, IPPROTO_UDP, ...
 };
+// The IPv4 packets of a pcap file (others, such as ARP, are skipped).
 absl::StatusOr<std::vector<Packet>> readPcap(const std::string& path);
+// Every record of a pcap file, IPv4 or not.
+absl::StatusOr<size_t> countPcapRecords(const std::string& path);
 // The file exists and holds at least one packet record after the 24-byte pcap header.
 bool hasPacketRecord(const std::string& path);
 

@@ -2,16 +2,22 @@
 // kubelet's sandboxes, the fake kube-apiserver over TLS with a bearer token (tests/fakeapi), the
 // real tcpdump, and traffic pinged from the host. One lab for the whole binary; each test runs
 // its own controller, API server and capture directory, and its own Pods (fresh UIDs).
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <regex>
+#include <thread>
 
 #include "cri/cri_sandbox_resolver.h"
 #include "tests/e2e/controller_harness.h"
@@ -619,6 +625,115 @@ TEST_F(ControllerE2E, MetricsCapturesAndTheCapturesCommandShowTheRunningCapture)
   const lab::CommandResult nobody = runBinary({"captures", "--http-address=127.0.0.1:1"});
   EXPECT_EQ(nobody.exit_code, 1);
   EXPECT_THAT(nobody.err, HasSubstr("not answering at 127.0.0.1:1"));
+}
+
+// ---- filters and bounds (tcpdump.antrea.io/filter, /duration, /packets) ----
+
+// Sends UDP datagrams to ip:9 from the host until destroyed.
+class UdpSender {
+ public:
+  explicit UdpSender(const std::string& ip) {
+    thread_ = std::thread([this, ip] {
+      const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      sockaddr_in to{};
+      to.sin_family = AF_INET;
+      to.sin_port = htons(9);
+      ::inet_pton(AF_INET, ip.c_str(), &to.sin_addr);
+      while (!done_) {
+        (void)::sendto(fd, "udp", 3, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // pacing, not a wait
+      }
+      ::close(fd);
+    });
+  }
+  ~UdpSender() {
+    done_ = true;
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+TEST_F(ControllerE2E, AnIcmpFilterCapturesIcmpAndNoUdp) {
+  startController();
+  const TestPod web = runPod("default", "web");  // pinged: ICMP
+  UdpSender udp(web.sandbox.ip);
+  api().setAnnotation("default", "web", "tcpdump.antrea.io/filter", "icmp");
+  annotate(web, "1");
+  ASSERT_NE(waitForRunningCapture(web), 0);
+  ASSERT_TRUE(waitForEvent(web, "CaptureStarted"));
+  EXPECT_THAT(api_->events(web.uid, "CaptureStarted")[0].value("message", ""),
+              HasSubstr("filter \"icmp\""));
+  const std::string pcap = file("capture-web.pcap");
+  std::vector<Packet> packets;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        auto read = readPcap(pcap);
+        if (read.ok()) packets = *read;
+        return packets.size() >= 10;
+      },
+      kDeadline))
+      << "fewer than 10 packets in " << pcap;
+  for (const Packet& packet : packets) {
+    EXPECT_EQ(packet.protocol, IPPROTO_ICMP) << packet.source << " -> " << packet.destination;
+  }
+}
+
+TEST_F(ControllerE2E, AFilterThatDoesNotCompileStartsNothingAndSaysWhy) {
+  startController();
+  const TestPod web = runPod("default", "web");
+  api().setAnnotation("default", "web", "tcpdump.antrea.io/filter", "icmp -w /x");
+  annotate(web, "1");
+  ASSERT_TRUE(waitForEvent(web, "InvalidCaptureAnnotation"));
+  EXPECT_THAT(api_->events(web.uid, "InvalidCaptureAnnotation")[0].value("message", ""),
+              AllOf(HasSubstr("tcpdump.antrea.io/filter"), HasSubstr("syntax error")));
+  EXPECT_THAT(tcpdumpsWritingTo(capture_dir_), IsEmpty());
+  EXPECT_THAT(filesStartingWith("capture-web"), IsEmpty());
+}
+
+TEST_F(ControllerE2E, APacketCountEndsWithExactlyThatManyPacketsAndKeepsTheFiles) {
+  startController();
+  const TestPod web = runPod("default", "web");  // pinged every 50 ms
+  api().setAnnotation("default", "web", "tcpdump.antrea.io/packets", "20");
+  annotate(web, "2");
+  ASSERT_TRUE(waitForEvent(web, "CaptureCompleted"));
+  EXPECT_THAT(
+      api_->events(web.uid, "CaptureCompleted")[0].value("message", ""),
+      AllOf(HasSubstr("the packet count of 20 was reached"), HasSubstr("20 packets captured")));
+  size_t records = 0;
+  for (const std::string& name : filesStartingWith("capture-web.pcap")) {
+    auto counted = countPcapRecords(file(name));
+    ASSERT_TRUE(counted.ok()) << counted.status();
+    records += *counted;
+  }
+  EXPECT_EQ(records, 20u);
+  EXPECT_EQ(captureField(web, "state"), "Completed");
+  EXPECT_EQ(captureField(web, "counts").value("captured", 0), 20);
+  EXPECT_THAT(tcpdumpsWritingTo(capture_dir_), IsEmpty());
+
+  // Removed: the kept files go.
+  api().removeAnnotation("default", "web", kAnnotation);
+  ASSERT_TRUE(waitForEvent(web, "CaptureStopped"));
+  EXPECT_THAT(filesStartingWith("capture-web"), IsEmpty());
+}
+
+TEST_F(ControllerE2E, ADurationEndsTheCaptureOnTimeAndKeepsTheFiles) {
+  startController();
+  const TestPod web = runPod("default", "web");
+  api().setAnnotation("default", "web", "tcpdump.antrea.io/duration", "3s");
+  annotate(web, "1");
+  ASSERT_NE(waitForRunningCapture(web), 0);
+  const auto running = std::chrono::steady_clock::now();
+  ASSERT_TRUE(waitForEvent(web, "CaptureCompleted"));
+  const auto took = std::chrono::steady_clock::now() - running;
+  EXPECT_GE(took, std::chrono::milliseconds(2500));
+  EXPECT_LE(took, std::chrono::seconds(5));
+  EXPECT_THAT(api_->events(web.uid, "CaptureCompleted")[0].value("message", ""),
+              HasSubstr("the duration of 3s was reached"));
+  EXPECT_THAT(filesStartingWith("capture-web.pcap"), ElementsAre("capture-web.pcap"));
+  EXPECT_GT(readPcap(file("capture-web.pcap")).value_or(std::vector<Packet>{}).size(), 10u);
 }
 
 TEST_F(ControllerE2E, StartUpFailuresNameWhatIsMissing) {
