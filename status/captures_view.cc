@@ -1,10 +1,12 @@
 #include "status/captures_view.h"
 
 #include <glog/logging.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -28,15 +30,32 @@ nlohmann::json capturesJson(const std::vector<capture::CaptureStatus>& captures)
           names_by_dir.emplace(dir, names.ok() ? *std::move(names) : std::vector<std::string>{})
               .first;
     }
-    nlohmann::json files = nlohmann::json::array();
+    // In the order tcpdump wrote them, oldest first: by the time of each file's last write
+    // (tcpdump finishes one file before it opens the next), then by the index in the ring.
+    struct OnDisk {
+      timespec modified;
+      size_t index;
+      std::string path;
+      uint64_t bytes;
+    };
+    std::vector<OnDisk> on_disk;
+    const std::vector<std::string> ring =
+        capture::rotationFileNames(path.filename().string(), status.files);
     for (const std::string& name : listed->second) {
       if (!capture::isFileOfCapture(path.filename().string(), name)) continue;
-      std::error_code error;
       const std::string file = (path.parent_path() / name).string();
-      const auto bytes = std::filesystem::file_size(file, error);
-      if (error) continue;  // rotated away since the listing
-      files.push_back({{"path", file}, {"bytes", bytes}});
+      struct stat info {};
+      if (::stat(file.c_str(), &info) != 0) continue;  // rotated away since the listing
+      const size_t index = std::find(ring.begin(), ring.end(), name) - ring.begin();
+      on_disk.push_back({info.st_mtim, index, file, static_cast<uint64_t>(info.st_size)});
     }
+    std::sort(on_disk.begin(), on_disk.end(), [](const OnDisk& a, const OnDisk& b) {
+      return std::tie(a.modified.tv_sec, a.modified.tv_nsec, a.index) <
+             std::tie(b.modified.tv_sec, b.modified.tv_nsec, b.index);
+    });
+    nlohmann::json files = nlohmann::json::array();
+    for (const OnDisk& file : on_disk)
+      files.push_back({{"path", file.path}, {"bytes", file.bytes}});
     nlohmann::json entry = capture::toJson(status);
     entry["filesOnDisk"] = std::move(files);
     list.push_back(std::move(entry));

@@ -1,51 +1,81 @@
-#include <httplib.h>
-
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "absl/strings/str_cat.h"
+#include "absl/status/statusor.h"
 #include "cmd/capture-controller/commands.h"
+#include "cmd/capture-controller/controller_client.h"
 #include "cmd/capture-controller/flags.h"
 #include "status/captures_view.h"
-#include "status/status_server.h"
 
 namespace cmd {
+namespace {
+
+// The /captures document with only the capture of `pod` (NAMESPACE/NAME); NotFound when this
+// node has none.
+absl::StatusOr<nlohmann::json> onlyThePod(const nlohmann::json& document, const std::string& pod) {
+  const size_t slash = pod.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == pod.size()) {
+    return absl::InvalidArgumentError("--pod wants NAMESPACE/NAME, not \"" + pod + "\"");
+  }
+  try {
+    for (const nlohmann::json& capture : document.at("captures")) {
+      if (capture.at("podNamespace") == pod.substr(0, slash) &&
+          capture.at("podName") == pod.substr(slash + 1)) {
+        return nlohmann::json{{"captures", nlohmann::json::array({capture})}};
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(std::string("unexpected /captures document: ") + e.what());
+  }
+  return absl::NotFoundError("no capture of " + pod + " on this node");
+}
+
+}  // namespace
 
 int capturesCommand() {
-  auto address = status::parseHostPort(FLAGS_http_address);
-  if (!address.ok()) {
-    std::cerr << "--http-address: " << address.status().message() << "\n";
+  auto controller = ControllerClient::fromHttpAddress(FLAGS_http_address);
+  if (!controller.ok()) {
+    std::cerr << controller.status().message() << "\n";
     return 2;
   }
-  const std::string host =
-      address->host.empty() || address->host == "0.0.0.0" || address->host == "::" ? "127.0.0.1"
-                                                                                   : address->host;
-  const std::string where = absl::StrCat(host, ":", address->port);
-  httplib::Client client(host, address->port);
-  client.set_connection_timeout(2);
-  client.set_read_timeout(10);
-  const httplib::Result response = client.Get("/captures");
-  if (!response) {
-    std::cerr << "the controller is not answering at " << where << " ("
-              << httplib::to_string(response.error())
-              << "): is it running, and is --http-address its address?\n";
+  auto body = controller->getCaptures();
+  if (!body.ok()) {
+    std::cerr << body.status().message() << "\n";
     return 1;
   }
-  if (response->status != 200) {
-    std::cerr << where << "/captures answered HTTP " << response->status << ": " << response->body
-              << "\n";
-    return 1;
+  if (FLAGS_paths && FLAGS_pod.empty()) {
+    std::cerr << "--paths lists one capture's files: give --pod NAMESPACE/NAME\n";
+    return 2;
   }
-  if (FLAGS_json) {
-    std::cout << response->body;
+  if (FLAGS_json && FLAGS_pod.empty()) {
+    std::cout << *body;
     return 0;
   }
-  const auto document = nlohmann::json::parse(response->body, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json document = nlohmann::json::parse(*body, nullptr, /*allow_exceptions=*/false);
+  if (!document.is_discarded() && !FLAGS_pod.empty()) {
+    // One Pod's capture: what the kubectl plugin (plugin/kubectl-capture) asks for.
+    auto selected = onlyThePod(document, FLAGS_pod);
+    if (!selected.ok()) {
+      std::cerr << selected.status().message() << "\n";
+      return 1;
+    }
+    if (FLAGS_paths) {
+      for (const nlohmann::json& file : selected->at("captures").at(0).at("filesOnDisk")) {
+        std::cout << file.at("path").get<std::string>() << "\n";
+      }
+      return 0;
+    }
+    if (FLAGS_json) {
+      std::cout << selected->dump() << "\n";
+      return 0;
+    }
+    document = *std::move(selected);
+  }
   auto table = document.is_discarded()
                    ? absl::StatusOr<std::string>(absl::InvalidArgumentError("not JSON"))
                    : status::capturesTable(document);
   if (!table.ok()) {
-    std::cerr << where << "/captures: " << table.status().message() << "\n";
+    std::cerr << controller->where() << "/captures: " << table.status().message() << "\n";
     return 1;
   }
   std::cout << *table;

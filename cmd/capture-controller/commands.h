@@ -1,5 +1,8 @@
 #pragma once
 
+#include <string>
+#include <vector>
+
 // The subcommands of capture-controller, one file each; each returns the process's exit code.
 namespace cmd {
 
@@ -9,5 +12,8 @@ int runCommand();
 int capturesCommand();
 // sandbox_command.cc: a Pod's sandbox as the controller resolves it.
 int sandboxCommand();
+// follow_command.cc: a Pod's running capture as one live pcap stream on stdout; `arguments` are
+// the positional arguments after `follow` (exactly one: NAMESPACE/POD).
+int followCommand(const std::vector<std::string>& arguments);
 
 }  // namespace cmd

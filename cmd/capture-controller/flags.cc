@@ -29,8 +29,12 @@ DEFINE_string(resync_period, "10s",
               "run: how often every capture's sandbox is looked up again, so that a sandbox "
               "the kubelet replaced is noticed within this time");
 DEFINE_bool(json, false, "captures: print the controller's JSON instead of a table");
+DEFINE_bool(paths, false,
+            "captures: with --pod, print the capture's file paths, one per line, oldest first");
 DEFINE_string(pod_uid, "", "sandbox: the pod's UID (metadata.uid)");
-DEFINE_string(pod, "", "sandbox: the pod as NAMESPACE/NAME (instead of --pod-uid)");
+DEFINE_string(pod, "",
+              "sandbox: the pod as NAMESPACE/NAME (instead of --pod-uid); captures: only that "
+              "pod's capture");
 
 namespace cmd {
 

@@ -19,6 +19,7 @@ DECLARE_string(http_address);
 DECLARE_string(tcpdump);
 DECLARE_string(resync_period);
 DECLARE_bool(json);
+DECLARE_bool(paths);
 DECLARE_string(pod_uid);
 DECLARE_string(pod);
 

@@ -29,7 +29,7 @@ Usage:
       the Pod's network namespace; removing the annotation or deleting the Pod stops it and
       deletes the files. Outcomes are Events on the Pod. Stops cleanly on SIGTERM or SIGINT.
 
-  capture-controller captures [--json] [--http-address ADDR]
+  capture-controller captures [--json] [--pod NAMESPACE/NAME [--paths]] [--http-address ADDR]
       Asks the running controller (kubectl exec into its Pod) for its active captures: Pod,
       state, sandbox (short ID, as crictl shows it), netns, tcpdump pid, files and sizes.
 
@@ -38,6 +38,12 @@ Usage:
       labels, then PodSandboxStatus verbose) and prints it as JSON: sandbox id, state, attempt,
       netns path, pause pid, pod IP. Compare with `crictl inspectp <id>`. On failure prints the
       reason to stderr and exits 1.
+
+  capture-controller follow NAMESPACE/POD [--http-address ADDR] | wireshark -k -i -
+      Streams the Pod's running capture to stdout as one pcap stream, live: the packets of the
+      file tcpdump writes now, then each next file as tcpdump rotates (it starts no tcpdump of
+      its own). Ends, exit status 0, when the capture is stopped, restarted or completed (what
+      is on disk is written out first) or when the reader quits; 1 on an error.
 
 Flags (--pod-uid and --pod_uid are the same flag):
 )";
@@ -91,10 +97,18 @@ void printVersion() {
             << ")\n";
 }
 
-const std::map<std::string_view, int (*)()> kCommands = {
-    {"run", cmd::runCommand},
-    {"captures", cmd::capturesCommand},
-    {"sandbox", cmd::sandboxCommand},
+// A subcommand, and whether it takes positional arguments (only follow: NAMESPACE/POD); the
+// others refuse any, so that a stray word is an error rather than ignored.
+struct Command {
+  int (*run)(const std::vector<std::string>& arguments);
+  bool takes_arguments = false;
+};
+
+const std::map<std::string_view, Command> kCommands = {
+    {"run", {[](const std::vector<std::string>&) { return cmd::runCommand(); }}},
+    {"captures", {[](const std::vector<std::string>&) { return cmd::capturesCommand(); }}},
+    {"sandbox", {[](const std::vector<std::string>&) { return cmd::sandboxCommand(); }}},
+    {"follow", {cmd::followCommand, /*takes_arguments=*/true}},
 };
 
 }  // namespace
@@ -124,11 +138,14 @@ int main(int argc, char** argv) {
 
   const std::string_view name = argc >= 2 ? argv[1] : "run";
   const auto command = kCommands.find(name);
-  if (command == kCommands.end() || argc > 2) {
+  if (command == kCommands.end() || (argc > 2 && !command->second.takes_arguments)) {
     std::cerr << (command == kCommands.end() ? "unknown command: " : "unexpected argument: ")
               << (command == kCommands.end() ? name : std::string_view(argv[2]))
-              << "\nusage: capture-controller [run | captures | sandbox] [flags] (see --help)\n";
+              << "\nusage: capture-controller [run | captures | sandbox | follow] [flags] (see "
+                 "--help)\n";
     return 2;
   }
-  return command->second();
+  const std::vector<std::string> arguments =
+      argc > 2 ? std::vector<std::string>(argv + 2, argv + argc) : std::vector<std::string>();
+  return command->second.run(arguments);
 }

@@ -7,8 +7,10 @@
 #include <fstream>
 #include <functional>
 #include <random>
+#include <set>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -80,58 +82,83 @@ void replyStatus(const httplib::Request& request, httplib::Response& response, i
   reply(request, response, code, apiStatus(code, reason, message, std::move(details)));
 }
 
-// A parsed fieldSelector: the fields a Pod list supports, ANDed.
+// The fields a fieldSelector may name, as JSON pointers into the object: those the real
+// server's strategy for the kind supports.
+using SelectableFields = std::map<std::string, std::string>;
+
+const SelectableFields kPodFields = {
+    {"spec.nodeName", "/spec/nodeName"},
+    {"metadata.name", "/metadata/name"},
+    {"metadata.namespace", "/metadata/namespace"},
+    {"status.phase", "/status/phase"},
+};
+
+const SelectableFields kEventFields = {
+    {"involvedObject.kind", "/involvedObject/kind"},
+    {"involvedObject.namespace", "/involvedObject/namespace"},
+    {"involvedObject.name", "/involvedObject/name"},
+    {"involvedObject.uid", "/involvedObject/uid"},
+    {"involvedObject.apiVersion", "/involvedObject/apiVersion"},
+    {"involvedObject.resourceVersion", "/involvedObject/resourceVersion"},
+    {"involvedObject.fieldPath", "/involvedObject/fieldPath"},
+    {"reason", "/reason"},
+    {"reportingComponent", "/reportingComponent"},
+    {"source", "/source/component"},
+    {"type", "/type"},
+    {"metadata.name", "/metadata/name"},
+    {"metadata.namespace", "/metadata/namespace"},
+};
+
+// A parsed fieldSelector, its terms ANDed. A field that is not set is "".
 struct FieldSelector {
   struct Term {
-    std::string field;
+    json::json_pointer pointer;
     std::string value;
     bool equal;
   };
   std::vector<Term> terms;
 
-  bool matches(const json& pod) const {
+  bool matches(const json& object) const {
     for (const Term& term : terms) {
-      const json::json_pointer pointer(term.field == "spec.nodeName"        ? "/spec/nodeName"
-                                       : term.field == "metadata.name"      ? "/metadata/name"
-                                       : term.field == "metadata.namespace" ? "/metadata/namespace"
-                                                                            : "/status/phase");
-      const std::string actual = pod.contains(pointer) && pod.at(pointer).is_string()
-                                     ? pod.at(pointer).get<std::string>()
-                                     : std::string();
+      std::string actual;
+      if (object.contains(term.pointer)) {
+        const json& value = object.at(term.pointer);
+        actual = value.is_string() ? value.get<std::string>() : value.is_null() ? "" : value.dump();
+      }
       if ((actual == term.value) != term.equal) return false;
     }
     return true;
   }
 };
 
-std::optional<FieldSelector> parseFieldSelector(const std::string& text, std::string& error) {
+std::optional<FieldSelector> parseFieldSelector(const std::string& text,
+                                                const SelectableFields& fields,
+                                                std::string& error) {
   FieldSelector selector;
   for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
-    FieldSelector::Term term;
     size_t at;
     size_t skip;
+    bool equal = true;
     if ((at = part.find("!=")) != absl::string_view::npos) {
-      term.equal = false;
+      equal = false;
       skip = 2;
     } else if ((at = part.find("==")) != absl::string_view::npos) {
-      term.equal = true;
       skip = 2;
     } else if ((at = part.find('=')) != absl::string_view::npos) {
-      term.equal = true;
       skip = 1;
     } else {
       error = absl::StrCat("invalid selector: '", std::string(part), "'; can't understand '",
                            std::string(part), "'");
       return std::nullopt;
     }
-    term.field = std::string(part.substr(0, at));
-    term.value = std::string(part.substr(at + skip));
-    if (term.field != "spec.nodeName" && term.field != "metadata.name" &&
-        term.field != "metadata.namespace" && term.field != "status.phase") {
-      error = "field label not supported: " + term.field;
+    const std::string field(part.substr(0, at));
+    auto it = fields.find(field);
+    if (it == fields.end()) {
+      error = "field label not supported: " + field;
       return std::nullopt;
     }
-    selector.terms.push_back(std::move(term));
+    selector.terms.push_back(
+        {json::json_pointer(it->second), std::string(part.substr(at + skip)), equal});
   }
   return selector;
 }
@@ -195,6 +222,308 @@ json listItem(const json& pod) {
   item.erase("kind");
   item.erase("apiVersion");
   return item;
+}
+
+// --- What kubectl needs beside the controller's requests -----------------------------------
+
+// A labelSelector: equality (=, ==, !=), set (in, notin) and existence (key, !key) terms, ANDed.
+struct LabelSelector {
+  struct Term {
+    enum class Op { kIn, kNotIn, kExists, kNotExists } op;
+    std::string key;
+    std::set<std::string> values;
+  };
+  std::vector<Term> terms;
+
+  bool matches(const json& object) const {
+    const json* labels = nullptr;
+    if (object.contains("metadata") && object["metadata"].contains("labels") &&
+        object["metadata"]["labels"].is_object()) {
+      labels = &object["metadata"]["labels"];
+    }
+    for (const Term& term : terms) {
+      const bool has = labels != nullptr && labels->contains(term.key);
+      const std::string value =
+          has && (*labels)[term.key].is_string() ? (*labels)[term.key].get<std::string>() : "";
+      switch (term.op) {
+        case Term::Op::kExists:
+          if (!has) return false;
+          break;
+        case Term::Op::kNotExists:
+          if (has) return false;
+          break;
+        case Term::Op::kIn:
+          if (!has || term.values.count(value) == 0) return false;
+          break;
+        case Term::Op::kNotIn:
+          if (has && term.values.count(value) != 0) return false;
+          break;
+      }
+    }
+    return true;
+  }
+};
+
+std::string trimmed(absl::string_view text) {
+  return std::string(absl::StripAsciiWhitespace(text));
+}
+
+std::optional<LabelSelector> parseLabelSelector(const std::string& text, std::string& error) {
+  LabelSelector selector;
+  // Commas separate terms, except inside the parentheses of in/notin.
+  std::vector<std::string> parts;
+  std::string current;
+  int depth = 0;
+  for (char c : text) {
+    if (c == '(') ++depth;
+    if (c == ')') --depth;
+    if (c == ',' && depth == 0) {
+      parts.push_back(current);
+      current.clear();
+    } else {
+      current += c;
+    }
+  }
+  parts.push_back(current);
+  for (const std::string& raw : parts) {
+    const std::string part = trimmed(raw);
+    if (part.empty()) continue;
+    using Op = LabelSelector::Term::Op;
+    LabelSelector::Term term;
+    size_t at;
+    if (part[0] == '!') {
+      term.op = Op::kNotExists;
+      term.key = trimmed(part.substr(1));
+    } else if ((at = part.find("!=")) != std::string::npos) {
+      term.op = Op::kNotIn;
+      term.key = trimmed(part.substr(0, at));
+      term.values.insert(trimmed(part.substr(at + 2)));
+    } else if ((at = part.find("==")) != std::string::npos) {
+      term.op = Op::kIn;
+      term.key = trimmed(part.substr(0, at));
+      term.values.insert(trimmed(part.substr(at + 2)));
+    } else if ((at = part.find('=')) != std::string::npos) {
+      term.op = Op::kIn;
+      term.key = trimmed(part.substr(0, at));
+      term.values.insert(trimmed(part.substr(at + 1)));
+    } else if (const size_t open = part.find('('); open != std::string::npos) {
+      const std::vector<std::string> words =
+          absl::StrSplit(trimmed(part.substr(0, open)), ' ', absl::SkipEmpty());
+      if (words.size() != 2 || (words[1] != "in" && words[1] != "notin") || part.back() != ')') {
+        error = absl::StrCat("unable to parse requirement: found '", part, "'");
+        return std::nullopt;
+      }
+      term.op = words[1] == "in" ? Op::kIn : Op::kNotIn;
+      term.key = words[0];
+      for (absl::string_view value :
+           absl::StrSplit(part.substr(open + 1, part.size() - open - 2), ',')) {
+        term.values.insert(trimmed(value));
+      }
+    } else {
+      term.op = Op::kExists;
+      term.key = part;
+    }
+    if (term.key.empty()) {
+      error = absl::StrCat("unable to parse requirement: found '", part, "'");
+      return std::nullopt;
+    }
+    selector.terms.push_back(std::move(term));
+  }
+  return selector;
+}
+
+// Discovery as a v1.28 server without aggregated discovery answers it: only core/v1.
+json apiVersions() {
+  return {{"kind", "APIVersions"},
+          {"versions", {"v1"}},
+          {"serverAddressByClientCIDRs",
+           {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", "127.0.0.1:6443"}}}}};
+}
+
+json apiGroupList() {
+  return {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", json::array()}};
+}
+
+json apiResourceList() {
+  const json all_verbs = {"create", "delete", "deletecollection", "get",
+                          "list",   "patch",  "update",           "watch"};
+  auto resource = [](const std::string& name, const std::string& singular, bool namespaced,
+                     const std::string& kind, const json& verbs) {
+    return json{{"name", name},
+                {"singularName", singular},
+                {"namespaced", namespaced},
+                {"kind", kind},
+                {"verbs", verbs}};
+  };
+  json events = resource("events", "event", true, "Event", all_verbs);
+  events["shortNames"] = {"ev"};
+  json namespaces = resource("namespaces", "namespace", false, "Namespace",
+                             {"create", "delete", "get", "list", "patch", "update", "watch"});
+  namespaces["shortNames"] = {"ns"};
+  json nodes = resource("nodes", "node", false, "Node", all_verbs);
+  nodes["shortNames"] = {"no"};
+  json pods = resource("pods", "pod", true, "Pod", all_verbs);
+  pods["shortNames"] = {"po"};
+  pods["categories"] = {"all"};
+  return {{"kind", "APIResourceList"},
+          {"groupVersion", "v1"},
+          {"resources",
+           {events, namespaces, nodes, pods,
+            resource("pods/attach", "", true, "PodAttachOptions", {"create", "get"}),
+            resource("pods/binding", "", true, "Binding", {"create"}),
+            resource("pods/ephemeralcontainers", "", true, "Pod", {"get", "patch", "update"}),
+            resource("pods/eviction", "", true, "Eviction", {"create"}),
+            resource("pods/exec", "", true, "PodExecOptions", {"create", "get"}),
+            resource("pods/log", "", true, "Pod", {"get"}),
+            resource("pods/portforward", "", true, "PodPortForwardOptions", {"create", "get"}),
+            resource("pods/proxy", "", true, "PodProxyOptions",
+                     {"create", "delete", "get", "patch", "update"}),
+            resource("pods/status", "", true, "Pod", {"get", "patch", "update"})}}};
+}
+
+json versionInfo() {
+  return {{"major", "1"},
+          {"minor", "28"},
+          {"gitVersion", "v1.28.7"},
+          {"gitCommit", "c8dcb00be9961ec36d141d2e4103f85f92bcf291"},
+          {"gitTreeState", "clean"},
+          {"buildDate", "2024-02-14T10:32:40Z"},
+          {"goVersion", "go1.21.7"},
+          {"compiler", "gc"},
+          {"platform", "linux/amd64"}};
+}
+
+// A merge patch (RFC 7386) as the API server applies it to metadata: null removes a key, and a
+// map left empty is dropped (omitempty).
+void applyMergePatch(json& object, const json& patch) {
+  object.merge_patch(patch);
+  if (object.contains("metadata")) {
+    for (const char* map : {"annotations", "labels"}) {
+      if (object["metadata"].contains(map) && object["metadata"][map].empty()) {
+        object["metadata"].erase(map);
+      }
+    }
+  }
+}
+
+// --- The steps the routes for kubectl share --------------------------------------------------
+
+// The NS and NAME of a route .../namespaces/([^/]+)/RESOURCE[/([^/]+)]; NAME is empty on a list.
+struct Target {
+  std::string namespace_;
+  std::string name;
+};
+
+Target targetOf(const httplib::Request& request) {
+  return {request.matches[1].str(), request.matches.size() > 2 ? request.matches[2].str() : ""};
+}
+
+bool isWatch(const httplib::Request& request) {
+  const std::string watch = request.get_param_value("watch");
+  return watch == "true" || watch == "1";
+}
+
+// A Status about the object `name` of `resource` (pods, events), or about `resource` itself when
+// `name` is empty, with the details the real server gives.
+void replyObjectStatus(const httplib::Request& request, httplib::Response& response, int code,
+                       const std::string& reason, const std::string& resource,
+                       const std::string& name, const std::string& message) {
+  json details = {{"kind", resource}};
+  if (!name.empty()) details = {{"name", name}, {"kind", resource}};
+  replyStatus(request, response, code, reason, message, std::move(details));
+}
+
+void replyNotFound(const httplib::Request& request, httplib::Response& response,
+                   const std::string& resource, const std::string& name) {
+  replyObjectStatus(request, response, 404, "NotFound", resource, name,
+                    absl::StrCat(resource, " \"", name, "\" not found"));
+}
+
+// 200 and `object`, or 404 NotFound when there is none.
+void replyFound(const httplib::Request& request, httplib::Response& response,
+                const std::string& resource, const std::string& name,
+                const std::optional<json>& object) {
+  if (!object) return replyNotFound(request, response, resource, name);
+  reply(request, response, 200, *object);
+}
+
+json listOf(const std::string& kind, json metadata, json items) {
+  return {{"kind", kind},
+          {"apiVersion", "v1"},
+          {"metadata", std::move(metadata)},
+          {"items", std::move(items)}};
+}
+
+// The body of a PATCH, a JSON merge patch or a strategic merge patch (the same for the fields the
+// fake serves); nullopt once the request got its 415 or 400.
+std::optional<json> mergePatchOf(const httplib::Request& request, httplib::Response& response) {
+  const std::string content_type = request.get_header_value("Content-Type");
+  if (content_type != "application/strategic-merge-patch+json" &&
+      content_type != "application/merge-patch+json") {
+    replyStatus(request, response, 415, "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types "
+                "include: application/json-patch+json, application/merge-patch+json, "
+                "application/apply-patch+yaml, application/strategic-merge-patch+json");
+    return std::nullopt;
+  }
+  json patch = json::parse(request.body, nullptr, false);
+  if (!patch.is_object()) {
+    replyStatus(request, response, 400, "BadRequest", "the patch is not a JSON object");
+    return std::nullopt;
+  }
+  return patch;
+}
+
+using Match = std::function<bool(const json&)>;
+
+// The request's fieldSelector (on `selectable`, the fields of the kind listed) and its
+// labelSelector, ANDed; nullopt, with `error`, when either does not parse.
+std::optional<Match> parseSelectors(const httplib::Request& request,
+                                    const SelectableFields& selectable, std::string& error) {
+  auto fields = parseFieldSelector(request.get_param_value("fieldSelector"), selectable, error);
+  if (!fields) return std::nullopt;
+  auto labels = parseLabelSelector(request.get_param_value("labelSelector"), error);
+  if (!labels) return std::nullopt;
+  return Match([fields = std::move(*fields), labels = std::move(*labels)](const json& object) {
+    return fields.matches(object) && labels.matches(object);
+  });
+}
+
+// The stores: Pods by pointer, Events by value, both keyed NS/NAME.
+const json& objectOf(const json& object) { return object; }
+const json& objectOf(const std::shared_ptr<const json>& object) { return *object; }
+
+template <typename Map>
+json namespaceItems(const Map& map, const std::string& namespace_, const Match& match) {
+  json items = json::array();
+  const std::string prefix = namespace_ + "/";
+  for (auto it = map.lower_bound(prefix); it != map.end() && it->first.starts_with(prefix); ++it) {
+    if (match(objectOf(it->second))) items.push_back(listItem(objectOf(it->second)));
+  }
+  return items;
+}
+
+template <typename Map>
+std::optional<json> findIn(const Map& map, const std::string& namespace_, const std::string& name) {
+  auto it = map.find(podKey(namespace_, name));
+  if (it == map.end()) return std::nullopt;
+  return objectOf(it->second);
+}
+
+// The nlohmann::json the accessors hand out, from the store's ordered_json.
+std::optional<nlohmann::json> plain(const std::optional<json>& object) {
+  if (!object) return std::nullopt;
+  return nlohmann::json(*object);
+}
+
+// metadata.name, or one made from metadata.generateName as the real server makes it; "" when
+// there is neither.
+std::string nameOrGenerated(const json& metadata) {
+  std::string name = metadata.value("name", "");
+  if (name.empty() && metadata.contains("generateName")) {
+    name = metadata.value("generateName", "") + newUid().substr(0, 5);
+  }
+  return name;
 }
 
 }  // namespace
@@ -298,23 +627,152 @@ void FakeApiServer::installRoutes(httplib::Server& server) {
       });
   server.Get("/api/v1/pods", [this](const httplib::Request& request, httplib::Response& response) {
     recordRequest(request);
-    const std::string watch = request.get_param_value("watch");
-    if (watch == "true" || watch == "1") {
+    if (isWatch(request)) {
       handleWatch(request, response);
     } else {
       handleList(request, response);
     }
   });
-  server.Post(R"(/api/v1/namespaces/([^/]+)/events)",
-              [this](const httplib::Request& request, httplib::Response& response) {
-                recordRequest(request);
-                handleEventPost(request, response);
-              });
+  server.Post(R"(/api/v1/namespaces/([^/]+)/events)", recorded(&FakeApiServer::handleEventPost));
   server.Patch(R"(/api/v1/namespaces/([^/]+)/events/([^/]+))",
-               [this](const httplib::Request& request, httplib::Response& response) {
-                 recordRequest(request);
-                 handleEventPatch(request, response);
-               });
+               recorded(&FakeApiServer::handleEventPatch));
+  // What kubectl asks.
+  const std::vector<std::pair<std::string, std::function<json()>>> discovery = {
+      {"/api", apiVersions},
+      {"/apis", apiGroupList},
+      {"/api/v1", apiResourceList},
+      {"/version", versionInfo}};
+  for (const auto& [path, body] : discovery) {
+    server.Get(path, [this, body](const httplib::Request& request, httplib::Response& response) {
+      recordRequest(request);
+      reply(request, response, 200, body());
+    });
+  }
+  server.Get(R"(/api/v1/namespaces/([^/]+)/pods)",
+             recorded(&FakeApiServer::handleNamespacedPodList));
+  server.Get(R"(/api/v1/namespaces/([^/]+)/pods/([^/]+))", recorded(&FakeApiServer::handlePodGet));
+  server.Patch(R"(/api/v1/namespaces/([^/]+)/pods/([^/]+))",
+               recorded(&FakeApiServer::handlePodPatch));
+  server.Get(R"(/api/v1/namespaces/([^/]+)/events)", recorded(&FakeApiServer::handleEventList));
+  server.Get(R"(/api/v1/namespaces/([^/]+)/events/([^/]+))",
+             recorded(&FakeApiServer::handleEventGet));
+}
+
+std::function<void(const httplib::Request&, httplib::Response&)> FakeApiServer::recorded(
+    Handler handle) {
+  return [this, handle](const httplib::Request& request, httplib::Response& response) {
+    recordRequest(request);
+    (this->*handle)(request, response);
+  };
+}
+
+bool FakeApiServer::denied(const httplib::Request& request, httplib::Response& response,
+                           const std::string& verb, const std::string& resource) {
+  std::string user;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = forbidden_.find(verb + " " + resource);
+    if (it == forbidden_.end()) return false;
+    user = it->second;
+  }
+  // As the real authorizer words it: `pods "web" is forbidden: User "u" cannot get resource
+  // "pods" in API group "" in the namespace "default"`.
+  const Target target = targetOf(request);
+  const std::string top = resource.substr(0, resource.find('/'));
+  const std::string subject =
+      target.name.empty() ? top : absl::StrCat(top, " \"", target.name, "\"");
+  replyObjectStatus(
+      request, response, 403, "Forbidden", top, target.name,
+      absl::StrCat(subject, " is forbidden: User \"", user, "\" cannot ", verb, " resource \"",
+                   resource, "\" in API group \"\" in the namespace \"", target.namespace_, "\""));
+  return true;
+}
+
+template <typename Map>
+void FakeApiServer::replyNamespacedList(const httplib::Request& request,
+                                        httplib::Response& response, const std::string& kind,
+                                        const Map& map,
+                                        const std::map<std::string, std::string>& selectable) {
+  std::string error;
+  const std::optional<Match> match = parseSelectors(request, selectable, error);
+  if (!match) return replyStatus(request, response, 400, "BadRequest", error);
+  std::unique_lock lock(mutex_);
+  json items = namespaceItems(map, targetOf(request).namespace_, *match);
+  const std::string version = std::to_string(resource_version_);
+  lock.unlock();
+  reply(request, response, 200, listOf(kind, {{"resourceVersion", version}}, std::move(items)));
+}
+
+void FakeApiServer::handleNamespacedPodList(const httplib::Request& request,
+                                            httplib::Response& response) {
+  if (denied(request, response, "list", "pods")) return;
+  if (isWatch(request)) {
+    return replyStatus(request, response, 400, "BadRequest",
+                       "the fake API server watches only /api/v1/pods");
+  }
+  replyNamespacedList(request, response, "PodList", pods_, kPodFields);
+}
+
+void FakeApiServer::handlePodGet(const httplib::Request& request, httplib::Response& response) {
+  if (denied(request, response, "get", "pods")) return;
+  const Target target = targetOf(request);
+  replyFound(request, response, "pods", target.name, storedPod(target.namespace_, target.name));
+}
+
+void FakeApiServer::handlePodPatch(const httplib::Request& request, httplib::Response& response) {
+  if (denied(request, response, "patch", "pods")) return;
+  std::optional<json> patch = mergePatchOf(request, response);
+  if (!patch) return;
+  const Target target = targetOf(request);
+  std::unique_lock lock(mutex_);
+  auto it = pods_.find(podKey(target.namespace_, target.name));
+  if (it == pods_.end()) {
+    lock.unlock();
+    return replyNotFound(request, response, "pods", target.name);
+  }
+  const json& current = *it->second;
+  if (patch->contains("metadata") && (*patch)["metadata"].is_object() &&
+      (*patch)["metadata"].contains("resourceVersion")) {
+    if ((*patch)["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"]) {
+      lock.unlock();
+      return replyObjectStatus(
+          request, response, 409, "Conflict", "pods", target.name,
+          absl::StrCat("Operation cannot be fulfilled on pods \"", target.name,
+                       "\": the object has been modified; please apply your changes to the latest "
+                       "version and try again"));
+    }
+    (*patch)["metadata"].erase("resourceVersion");
+  }
+  json updated = current;
+  applyMergePatch(updated, *patch);
+  // Identity is not the patch's to change.
+  for (const char* field : {"name", "namespace", "uid", "creationTimestamp"}) {
+    updated["metadata"][field] = current["metadata"][field];
+  }
+  if (updated == current) {  // a no-op: nothing written, the same resourceVersion
+    lock.unlock();
+    return reply(request, response, 200, current);
+  }
+  writePodLocked("MODIFIED", std::move(updated));
+  const json stored = *pods_.at(podKey(target.namespace_, target.name));
+  lock.unlock();
+  reply(request, response, 200, stored);
+}
+
+void FakeApiServer::handleEventList(const httplib::Request& request, httplib::Response& response) {
+  if (denied(request, response, "list", "events")) return;
+  replyNamespacedList(request, response, "EventList", events_, kEventFields);
+}
+
+void FakeApiServer::handleEventGet(const httplib::Request& request, httplib::Response& response) {
+  if (denied(request, response, "get", "events")) return;
+  const Target target = targetOf(request);
+  std::optional<json> event = storedEvent(target.namespace_, target.name);
+  if (event) {
+    (*event)["kind"] = "Event";
+    (*event)["apiVersion"] = "v1";
+  }
+  replyFound(request, response, "events", target.name, event);
 }
 
 bool FakeApiServer::admit(const httplib::Request& request, httplib::Response& response) {
@@ -358,7 +816,8 @@ void FakeApiServer::recordRequest(const httplib::Request& request) {
 
 void FakeApiServer::handleList(const httplib::Request& request, httplib::Response& response) {
   std::string error;
-  const auto selector = parseFieldSelector(request.get_param_value("fieldSelector"), error);
+  const auto selector =
+      parseFieldSelector(request.get_param_value("fieldSelector"), kPodFields, error);
   if (!selector) return replyStatus(request, response, 400, "BadRequest", error);
   uint64_t limit = 0;
   if (request.has_param("limit") && !absl::SimpleAtoi(request.get_param_value("limit"), &limit)) {
@@ -424,7 +883,8 @@ void FakeApiServer::handleList(const httplib::Request& request, httplib::Respons
 
 void FakeApiServer::handleWatch(const httplib::Request& request, httplib::Response& response) {
   std::string error;
-  const auto selector = parseFieldSelector(request.get_param_value("fieldSelector"), error);
+  const auto selector =
+      parseFieldSelector(request.get_param_value("fieldSelector"), kPodFields, error);
   if (!selector) return replyStatus(request, response, 400, "BadRequest", error);
   const std::string from_text = request.get_param_value("resourceVersion");
   uint64_t from = 0;
@@ -559,10 +1019,7 @@ void FakeApiServer::handleEventPost(const httplib::Request& request, httplib::Re
                        "on the request");
   }
   metadata["namespace"] = namespace_;
-  std::string name = metadata.value("name", "");
-  if (name.empty() && metadata.contains("generateName")) {
-    name = metadata.value("generateName", "") + newUid().substr(0, 5);
-  }
+  const std::string name = nameOrGenerated(metadata);
   if (name.empty()) {
     return replyStatus(request, response, 422, "Invalid",
                        "Event \"\" is invalid: metadata.name: Required value: name or "
@@ -584,52 +1041,56 @@ void FakeApiServer::handleEventPost(const httplib::Request& request, httplib::Re
             {"message", invalid},
             {"field", "involvedObject.namespace"}}}}});
   }
-  std::unique_lock lock(mutex_);
-  const std::string key = podKey(namespace_, name);
-  if (events_.count(key) != 0) {
-    lock.unlock();
-    return replyStatus(request, response, 409, "AlreadyExists",
-                       absl::StrCat("events \"", name, "\" already exists"),
-                       {{"name", name}, {"kind", "events"}});
+  if (!insertEvent(event)) {
+    return replyObjectStatus(request, response, 409, "AlreadyExists", "events", name,
+                             absl::StrCat("events \"", name, "\" already exists"));
   }
+  reply(request, response, 201, event);
+}
+
+void FakeApiServer::handleEventPatch(const httplib::Request& request, httplib::Response& response) {
+  const std::optional<json> patch = mergePatchOf(request, response);
+  if (!patch) return;
+  const Target target = targetOf(request);
+  replyFound(request, response, "events", target.name,
+             patchStoredEvent(target.namespace_, target.name, *patch));
+}
+
+bool FakeApiServer::insertEvent(json& event) {
+  json& metadata = event["metadata"];
+  const std::string key =
+      podKey(metadata["namespace"].get<std::string>(), metadata["name"].get<std::string>());
+  std::lock_guard lock(mutex_);
+  if (events_.count(key) != 0) return false;
   metadata["uid"] = newUid();
   metadata["resourceVersion"] = std::to_string(++resource_version_);
   metadata["creationTimestamp"] = nowRfc3339();
   if (!event.contains("eventTime")) event["eventTime"] = nullptr;
   events_[key] = event;
-  lock.unlock();
-  reply(request, response, 201, event);
+  return true;
 }
 
-void FakeApiServer::handleEventPatch(const httplib::Request& request, httplib::Response& response) {
-  const std::string namespace_ = request.matches[1];
-  const std::string name = request.matches[2];
-  const std::string content_type = request.get_header_value("Content-Type");
-  if (content_type != "application/strategic-merge-patch+json" &&
-      content_type != "application/merge-patch+json") {
-    return replyStatus(request, response, 415, "UnsupportedMediaType",
-                       "the body of the request was in an unknown format - accepted media types "
-                       "include: application/json-patch+json, application/merge-patch+json, "
-                       "application/apply-patch+yaml, application/strategic-merge-patch+json");
-  }
-  const json patch = json::parse(request.body, nullptr, false);
-  if (!patch.is_object()) {
-    return replyStatus(request, response, 400, "BadRequest", "the patch is not a JSON object");
-  }
-  std::unique_lock lock(mutex_);
+std::optional<json> FakeApiServer::patchStoredEvent(const std::string& namespace_,
+                                                    const std::string& name, const json& patch) {
+  std::lock_guard lock(mutex_);
   auto it = events_.find(podKey(namespace_, name));
-  if (it == events_.end()) {
-    lock.unlock();
-    return replyStatus(request, response, 404, "NotFound",
-                       absl::StrCat("events \"", name, "\" not found"),
-                       {{"name", name}, {"kind", "events"}});
-  }
+  if (it == events_.end()) return std::nullopt;
   // An Event has no list fields with merge keys: a strategic merge is a JSON merge here.
   it->second.merge_patch(patch);
   it->second["metadata"]["resourceVersion"] = std::to_string(++resource_version_);
-  const json stored = it->second;
-  lock.unlock();
-  reply(request, response, 200, stored);
+  return it->second;
+}
+
+std::optional<json> FakeApiServer::storedPod(const std::string& namespace_,
+                                             const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  return findIn(pods_, namespace_, name);
+}
+
+std::optional<json> FakeApiServer::storedEvent(const std::string& namespace_,
+                                               const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  return findIn(events_, namespace_, name);
 }
 
 void FakeApiServer::appendLocked(LogEntry::Kind kind, const std::string& type,
@@ -815,15 +1276,76 @@ std::vector<nlohmann::json> FakeApiServer::events() const {
 
 std::optional<nlohmann::json> FakeApiServer::event(const std::string& namespace_,
                                                    const std::string& name) const {
-  std::lock_guard lock(mutex_);
-  auto it = events_.find(podKey(namespace_, name));
-  if (it == events_.end()) return std::nullopt;
-  return nlohmann::json(it->second);
+  return plain(storedEvent(namespace_, name));
 }
 
 void FakeApiServer::expireEvent(const std::string& namespace_, const std::string& name) {
   std::lock_guard lock(mutex_);
   events_.erase(podKey(namespace_, name));
+}
+
+std::optional<nlohmann::json> FakeApiServer::pod(const std::string& namespace_,
+                                                 const std::string& name) const {
+  return plain(storedPod(namespace_, name));
+}
+
+void FakeApiServer::setLabel(const std::string& namespace_, const std::string& name,
+                             const std::string& key, const std::string& value) {
+  editPod(namespace_, name, [&](json& pod) { pod["metadata"]["labels"][key] = value; });
+}
+
+std::string FakeApiServer::createEvent(const std::string& namespace_, nlohmann::json event) {
+  json stored = json::parse(event.dump());  // the field order the test wrote
+  json& metadata = stored["metadata"];
+  if (!metadata.is_object()) metadata = json::object();
+  const std::string name = nameOrGenerated(metadata);
+  if (name.empty()) return "";
+  metadata["name"] = name;
+  metadata["namespace"] = namespace_;
+  if (!stored.contains("kind")) stored["kind"] = "Event";
+  if (!stored.contains("apiVersion")) stored["apiVersion"] = "v1";
+  return insertEvent(stored) ? name : "";
+}
+
+bool FakeApiServer::patchEvent(const std::string& namespace_, const std::string& name,
+                               const nlohmann::json& patch) {
+  return patchStoredEvent(namespace_, name, json::parse(patch.dump())).has_value();
+}
+
+void FakeApiServer::forbid(const std::string& verb, const std::string& resource,
+                           const std::string& user) {
+  std::lock_guard lock(mutex_);
+  forbidden_[verb + " " + resource] = user;
+}
+
+absl::Status FakeApiServer::writeKubeconfig(const std::string& path,
+                                            const KubeconfigOptions& options) const {
+  std::string token;
+  {
+    std::lock_guard lock(mutex_);
+    token = token_;
+  }
+  std::ostringstream out;
+  out << "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: " << url()
+      << "\n";
+  if (!options.ca_file.empty()) out << "    certificate-authority: " << options.ca_file << "\n";
+  out << "users:\n- name: fake\n  user:";
+  if (token.empty() && options.client_cert_file.empty()) out << " {}";
+  out << "\n";
+  if (!token.empty()) out << "    token: " << token << "\n";
+  if (!options.client_cert_file.empty()) {
+    out << "    client-certificate: " << options.client_cert_file << "\n"
+        << "    client-key: " << options.client_key_file << "\n";
+  }
+  out << "contexts:\n- name: " << options.context << "\n  context:\n    cluster: fake\n"
+      << "    user: fake\n";
+  if (!options.namespace_.empty()) out << "    namespace: " << options.namespace_ << "\n";
+  out << "current-context: " << options.context << "\n";
+  std::ofstream file(path, std::ios::trunc);
+  file << out.str();
+  file.close();
+  if (!file) return absl::InternalError("cannot write " + path);
+  return absl::OkStatus();
 }
 
 }  // namespace fakeapi

@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -68,6 +69,20 @@ struct RecordedRequest {
 //  - POST /api/v1/namespaces/NS/events (201, 409, 422 for a foreign involvedObject.namespace)
 //    and PATCH .../events/NAME (200, 404 when unknown, 415 for another patch type).
 //  - 401 with the recorded Status when the bearer token is wrong.
+// and, for kubectl (kubectl get/annotate, as tests/plugin drives them):
+//  - discovery: GET /api (APIVersions), /apis (an APIGroupList with no groups: only core/v1
+//    is served), /api/v1 (APIResourceList) and /version, as plain application/json, which
+//    kubectl takes as a server without aggregated discovery;
+//  - GET /api/v1/namespaces/NS/pods: PodList of one namespace with fieldSelector (as above)
+//    and labelSelector (=, ==, !=, in, notin, exists, !exists);
+//  - GET and PATCH /api/v1/namespaces/NS/pods/NAME: the Pod or 404 NotFound; a JSON merge
+//    patch (application/merge-patch+json, or a strategic merge patch, the same for metadata)
+//    where null removes a key, a stale metadata.resourceVersion is 409 Conflict, and a patch
+//    that changes nothing writes nothing (no new resourceVersion), as the real server does;
+//  - GET /api/v1/namespaces/NS/events: EventList with the fieldSelector fields the real server
+//    supports for Events (involvedObject.*, reason, type, source, reportingComponent,
+//    metadata.name, metadata.namespace); GET .../events/NAME;
+//  - 403 Forbidden with the real message for what forbid() denies.
 // Like etcd, one global resourceVersion counts every write, and the store survives restart().
 // The watch history does too only without a watch cache (see setWatchCache).
 class FakeApiServer {
@@ -148,6 +163,37 @@ class FakeApiServer {
   // As when an Event's TTL ran out: a PATCH of it gets 404.
   void expireEvent(const std::string& namespace_, const std::string& name);
 
+  // For kubectl and the tests that play the controller (see the routes above).
+  // The Pod as stored now (kind and apiVersion included), or nullopt.
+  std::optional<nlohmann::json> pod(const std::string& namespace_, const std::string& name) const;
+  void setLabel(const std::string& namespace_, const std::string& name, const std::string& key,
+                const std::string& value);
+  // Stores an Event as a POST would (the server fills uid, resourceVersion, creationTimestamp;
+  // metadata.name or generateName is needed), without HTTP. Returns its name; "" when the name
+  // is taken or missing.
+  std::string createEvent(const std::string& namespace_, nlohmann::json event);
+  // Applies a JSON merge patch to a stored Event (as an aggregation PATCH does: count,
+  // lastTimestamp, message); false when there is no such Event.
+  bool patchEvent(const std::string& namespace_, const std::string& name,
+                  const nlohmann::json& patch);
+  // From now on, `verb` (get, list, patch, create) on `resource` ("pods", "events", "pods/exec")
+  // in any namespace is 403 Forbidden for `user`, with the real server's message. Only the
+  // routes added for kubectl check it.
+  void forbid(const std::string& verb, const std::string& resource,
+              const std::string& user = "system:serviceaccount:rec:nobody");
+
+  struct KubeconfigOptions {
+    std::string context = "fake";
+    std::string namespace_;        // the context's namespace; empty: none (kubectl uses "default")
+    std::string ca_file;           // TLS: the CA that signed the server's certificate
+    std::string client_cert_file;  // TLS with a client CA: the client's certificate and key
+    std::string client_key_file;
+  };
+  // Writes a kubeconfig whose only context reaches this server (its url(), its token when it
+  // checks one). For kubectl: give each run a HOME (or --cache-dir) of its own, as kubectl
+  // caches discovery under $HOME/.kube/cache by server address.
+  absl::Status writeKubeconfig(const std::string& path, const KubeconfigOptions& options) const;
+
  private:
   struct LogEntry {
     enum class Kind { kPod, kBookmark, kRaw };
@@ -162,12 +208,45 @@ class FakeApiServer {
       std::map<std::string, std::shared_ptr<const nlohmann::ordered_json>>;  // by ns/name
 
   void installRoutes(httplib::Server& server);
+  using Handler = void (FakeApiServer::*)(const httplib::Request&, httplib::Response&);
+  // A route's handler: records the request, then calls `handle`.
+  std::function<void(const httplib::Request&, httplib::Response&)> recorded(Handler handle);
   bool admit(const httplib::Request& request, httplib::Response& response);
   void recordRequest(const httplib::Request& request);
   void handleList(const httplib::Request& request, httplib::Response& response);
   void handleWatch(const httplib::Request& request, httplib::Response& response);
   void handleEventPost(const httplib::Request& request, httplib::Response& response);
   void handleEventPatch(const httplib::Request& request, httplib::Response& response);
+  void handleNamespacedPodList(const httplib::Request& request, httplib::Response& response);
+  void handlePodGet(const httplib::Request& request, httplib::Response& response);
+  void handlePodPatch(const httplib::Request& request, httplib::Response& response);
+  void handleEventList(const httplib::Request& request, httplib::Response& response);
+  void handleEventGet(const httplib::Request& request, httplib::Response& response);
+  // Answers 403 and returns true when forbid() denies this request (its namespace and name from
+  // the route's pattern .../namespaces/NS/RESOURCE[/NAME]).
+  bool denied(const httplib::Request& request, httplib::Response& response, const std::string& verb,
+              const std::string& resource);
+  // Answers the list (`kind`: PodList, EventList) of the objects in `map` (pods_, events_) of the
+  // request's namespace that its labelSelector and fieldSelector (on the fields `selectable`,
+  // by name, as JSON pointers) match.
+  template <typename Map>
+  void replyNamespacedList(const httplib::Request& request, httplib::Response& response,
+                           const std::string& kind, const Map& map,
+                           const std::map<std::string, std::string>& selectable);
+  // The Pod or Event stored now, or nullopt.
+  std::optional<nlohmann::ordered_json> storedPod(const std::string& namespace_,
+                                                  const std::string& name) const;
+  std::optional<nlohmann::ordered_json> storedEvent(const std::string& namespace_,
+                                                    const std::string& name) const;
+  // Stores an Event whose metadata has its name and namespace as a create does, the server
+  // filling uid, resourceVersion, creationTimestamp (into `event` too); false, storing nothing,
+  // when the name is taken.
+  bool insertEvent(nlohmann::ordered_json& event);
+  // Applies a JSON merge patch to a stored Event, with a new resourceVersion: the Event as
+  // patched, or nullopt when there is none.
+  std::optional<nlohmann::ordered_json> patchStoredEvent(const std::string& namespace_,
+                                                         const std::string& name,
+                                                         const nlohmann::ordered_json& patch);
   bool streamWatch(const std::shared_ptr<WatchRequest>& watch, httplib::DataSink& sink);
   bool writeChunks(httplib::DataSink& sink, std::string_view bytes);
 
@@ -209,6 +288,7 @@ class FakeApiServer {
   int failed_watch_code_ = 0;
   bool stalled_ = false;
   int stalled_requests_ = 0;
+  std::map<std::string, std::string> forbidden_;  // "verb resource" -> user
 };
 
 }  // namespace fakeapi

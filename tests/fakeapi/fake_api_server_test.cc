@@ -470,5 +470,122 @@ TEST_F(FakeApiServerTest, InjectedFailuresAnswerAStatus) {
   EXPECT_EQ(rawRequest(server_.port(), "GET", "/api/v1/pods").status, 200);
 }
 
+// What kubectl asks (tests/plugin drives the real kubectl against these): discovery, one Pod,
+// a merge patch of its annotations, Events by field, a namespace's Pods by label, and 403s.
+TEST_F(FakeApiServerTest, DiscoveryServesCoreV1Only) {
+  const json versions = json::parse(rawRequest(server_.port(), "GET", "/api").body);
+  EXPECT_EQ(versions["kind"], "APIVersions");
+  EXPECT_EQ(versions["versions"], json({"v1"}));
+  const json groups = json::parse(rawRequest(server_.port(), "GET", "/apis").body);
+  EXPECT_EQ(groups["kind"], "APIGroupList");
+  EXPECT_TRUE(groups["groups"].empty());
+  const json resources = json::parse(rawRequest(server_.port(), "GET", "/api/v1").body);
+  EXPECT_EQ(resources["kind"], "APIResourceList");
+  EXPECT_EQ(resources["groupVersion"], "v1");
+  std::set<std::string> names;
+  for (const json& resource : resources["resources"]) names.insert(resource["name"]);
+  for (const char* name : {"pods", "pods/exec", "events", "namespaces", "nodes"}) {
+    EXPECT_EQ(names.count(name), 1u) << name;
+  }
+}
+
+TEST_F(FakeApiServerTest, APodIsReadAndMergePatched) {
+  const std::string uid = server_.createPod("rec", "web-0", "lab-node", {{"keep", "me"}});
+  const RawResponse got = rawRequest(server_.port(), "GET", "/api/v1/namespaces/rec/pods/web-0");
+  ASSERT_EQ(got.status, 200);
+  const json pod = json::parse(got.body);
+  EXPECT_EQ(pod["kind"], "Pod");
+  EXPECT_EQ(pod["metadata"]["uid"], uid);
+  const RawResponse missing = rawRequest(server_.port(), "GET", "/api/v1/namespaces/rec/pods/nope");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(json::parse(missing.body)["message"], "pods \"nope\" not found");
+
+  const std::string merge = "Content-Type: application/merge-patch+json\r\n";
+  const uint64_t before = server_.resourceVersion();
+  const RawResponse patched =
+      rawRequest(server_.port(), "PATCH", "/api/v1/namespaces/rec/pods/web-0", merge,
+                 R"({"metadata":{"annotations":{"a":"1","keep":null}}})");
+  ASSERT_EQ(patched.status, 200);
+  const json annotations = server_.pod("rec", "web-0")->at("metadata").at("annotations");
+  EXPECT_EQ(annotations.value("a", ""), "1");
+  EXPECT_FALSE(annotations.contains("keep"));
+  EXPECT_EQ(server_.resourceVersion(), before + 1);
+  EXPECT_EQ(json::parse(patched.body)["metadata"]["resourceVersion"], std::to_string(before + 1));
+  // A patch that changes nothing writes nothing.
+  const RawResponse same =
+      rawRequest(server_.port(), "PATCH", "/api/v1/namespaces/rec/pods/web-0", merge,
+                 R"({"metadata":{"annotations":{"a":"1","absent":null}}})");
+  EXPECT_EQ(same.status, 200);
+  EXPECT_EQ(server_.resourceVersion(), before + 1);
+  const RawResponse stale =
+      rawRequest(server_.port(), "PATCH", "/api/v1/namespaces/rec/pods/web-0", merge,
+                 R"({"metadata":{"resourceVersion":"1","annotations":{"a":"2"}}})");
+  EXPECT_EQ(stale.status, 409);
+  EXPECT_EQ(rawRequest(server_.port(), "PATCH", "/api/v1/namespaces/rec/pods/web-0",
+                       "Content-Type: application/json-patch+json\r\n", "[]")
+                .status,
+            415);
+}
+
+TEST_F(FakeApiServerTest, EventsAreListedByFieldAndPodsByLabel) {
+  json event = json::parse(readTestdata("event-post.request.json"));
+  event["metadata"]["name"] = "web-0.a";
+  ASSERT_EQ(server_.createEvent("rec", event), "web-0.a");
+  event["metadata"]["name"] = "web-0.b";
+  event["involvedObject"]["uid"] = "other";
+  ASSERT_EQ(server_.createEvent("rec", event), "web-0.b");
+  const json list = json::parse(
+      rawRequest(server_.port(), "GET",
+                 "/api/v1/namespaces/rec/events?fieldSelector=involvedObject.uid%3Dother")
+          .body);
+  EXPECT_EQ(list["kind"], "EventList");
+  ASSERT_EQ(list["items"].size(), 1u);
+  EXPECT_EQ(list["items"][0]["metadata"]["name"], "web-0.b");
+  EXPECT_FALSE(list["items"][0].contains("kind"));
+  EXPECT_EQ(rawRequest(server_.port(), "GET",
+                       "/api/v1/namespaces/rec/events?fieldSelector=spec.nodeName%3Dx")
+                .status,
+            400);
+  ASSERT_TRUE(server_.patchEvent("rec", "web-0.a", {{"count", 2}}));
+  const json got =
+      json::parse(rawRequest(server_.port(), "GET", "/api/v1/namespaces/rec/events/web-0.a").body);
+  EXPECT_EQ(got["count"], 2);
+
+  server_.createPod("kube-system", "agent-a", "node-a");
+  server_.setLabel("kube-system", "agent-a", "role", "agent");
+  server_.createPod("kube-system", "agent-b", "node-b");
+  server_.setLabel("kube-system", "agent-b", "role", "agent");
+  server_.createPod("kube-system", "other", "node-a");
+  server_.createPod("rec", "agent-c", "node-a");
+  server_.setLabel("rec", "agent-c", "role", "agent");
+  const json pods = json::parse(
+      rawRequest(server_.port(), "GET",
+                 "/api/v1/namespaces/kube-system/pods?labelSelector=role%3Dagent&fieldSelector="
+                 "spec.nodeName%3Dnode-a")
+          .body);
+  ASSERT_EQ(pods["items"].size(), 1u);
+  EXPECT_EQ(pods["items"][0]["metadata"]["name"], "agent-a");
+  const json set_based = json::parse(
+      rawRequest(server_.port(), "GET",
+                 "/api/v1/namespaces/kube-system/pods?labelSelector=role%20in%20(agent,x),!nope")
+          .body);
+  EXPECT_EQ(set_based["items"].size(), 2u);
+}
+
+TEST_F(FakeApiServerTest, ForbiddenIsTheRealServersStatus) {
+  server_.createPod("rec", "web-0", "lab-node");
+  server_.forbid("get", "pods", "system:serviceaccount:rec:nobody");
+  const RawResponse denied = rawRequest(server_.port(), "GET", "/api/v1/namespaces/rec/pods/web-0");
+  ASSERT_EQ(denied.status, 403);
+  const json status = json::parse(denied.body);
+  const json recorded = json::parse(readTestdata("forbidden.json"));
+  EXPECT_EQ(keysOf(status), keysOf(recorded));
+  EXPECT_EQ(status["reason"], "Forbidden");
+  EXPECT_EQ(status["message"],
+            "pods \"web-0\" is forbidden: User \"system:serviceaccount:rec:nobody\" cannot get "
+            "resource \"pods\" in API group \"\" in the namespace \"rec\"");
+  EXPECT_EQ(rawRequest(server_.port(), "GET", "/api/v1/namespaces/rec/events").status, 200);
+}
+
 }  // namespace
 }  // namespace fakeapi

@@ -23,8 +23,8 @@ namespace fs = std::filesystem;
 // A backticked word that starts with one of these folders, or is one of these files, is a path
 // from the repository's root. The folders are also where folder README.md files are looked for.
 const std::vector<std::string> kTopLevelFolders = {
-    "cmd/",    "base/",   "proc/", "cri/",   "k8s/",         "capture/", "worker/",
-    "status/", "deploy/", "kind/", "tests/", "third_party/", "docs/",    "evidence/",
+    "cmd/",    "base/", "proc/",  "cri/",         "k8s/",  "capture/",  "worker/", "status/",
+    "deploy/", "kind/", "tests/", "third_party/", "docs/", "evidence/", "follow/", "plugin/",
 };
 // .ci/ as a folder, so that a misspelt `.ci/run` is caught too.
 const std::set<std::string> kTopLevelFiles = {"Dockerfile", "packages.txt"};

@@ -24,28 +24,6 @@ constexpr char kOtherImageId[] =
     "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 constexpr char kImageIdAnnotation[] = "capture-controller/image-id";
 
-// KUBECTL_DEBS_DIR/kubectl_<version>/usr/bin/kubectl, as tests/tools/debian-package.sh unpacks
-// it; of several versions, the one unpacked last (its .unpacked marker is the newest). Empty
-// when there is none.
-std::string fixtureKubectl() {
-  namespace fs = std::filesystem;
-  std::error_code error;
-  std::string newest;
-  fs::file_time_type newest_time;
-  for (const auto& entry : fs::directory_iterator(KUBECTL_DEBS_DIR, error)) {
-    if (entry.path().filename().string().rfind("kubectl_", 0) != 0) continue;
-    const fs::path marker = entry.path() / ".unpacked";
-    const fs::path kubectl = entry.path() / "usr/bin/kubectl";
-    if (!fs::exists(marker, error) || !fs::exists(kubectl, error)) continue;
-    const fs::file_time_type time = fs::last_write_time(marker, error);
-    if (newest.empty() || time > newest_time) {
-      newest = kubectl.string();
-      newest_time = time;
-    }
-  }
-  return newest;
-}
-
 struct Rendered {
   int exit_code = -1;
   std::string out;                          // stdout: the manifests

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -88,6 +89,25 @@ std::map<std::string, std::string> kindScriptNames() {
     }
   }
   return names;
+}
+
+std::string fixtureKubectl() {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  std::string newest;
+  fs::file_time_type newest_time;
+  for (const auto& entry : fs::directory_iterator(KUBECTL_DEBS_DIR, error)) {
+    if (entry.path().filename().string().rfind("kubectl_", 0) != 0) continue;
+    const fs::path marker = entry.path() / ".unpacked";
+    const fs::path kubectl = entry.path() / "usr/bin/kubectl";
+    if (!fs::exists(marker, error) || !fs::exists(kubectl, error)) continue;
+    const fs::file_time_type time = fs::last_write_time(marker, error);
+    if (newest.empty() || time > newest_time) {
+      newest = kubectl.string();
+      newest_time = time;
+    }
+  }
+  return newest;
 }
 
 std::set<std::string> binaryFlags(const std::string& defined_in) {

@@ -30,6 +30,11 @@ std::vector<std::string> packagesWithRole(const std::string& role);
 // `NAME=${NAME:-value}`. Lines computed from other names (ROOT=$(...)) are left out.
 std::map<std::string, std::string> kindScriptNames();
 
+// KUBECTL_DEBS_DIR/kubectl_<version>/usr/bin/kubectl, the kubectl of Debian trixie as the
+// ship.fetch_kubectl fixture (tests/tools/debian-package.sh) unpacks it; of several versions, the
+// one unpacked last (its .unpacked marker is the newest). Empty when there is none.
+std::string fixtureKubectl();
+
 // The flags the real binary defines, as gflags names them (capture_dir), from its --helpxml:
 // those whose defining file ends with `defined_in` (cmd/capture-controller/flags.cc: ours), or
 // every one (ours, glog's, gflags' own).

@@ -2,9 +2,11 @@
 // server on an ephemeral port.
 #include "status/status_server.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <filesystem>
@@ -184,6 +186,29 @@ TEST_F(CaptureDir, CapturesJsonListsEachCapturesOwnFilesWithTheirSizes) {
       {{"path", dir_ + "/capture-web.pcap1"}, {"bytes", 24}},
   });
   EXPECT_EQ(web.at("filesOnDisk"), expected);
+}
+
+TEST_F(CaptureDir, CapturesJsonListsTheFilesOldestFirstAsTcpdumpWroteThem) {
+  // tcpdump -W 3 wrapped around: pcap1, then pcap2, then pcap0 again (the newest).
+  const auto at = [&](const std::string& name, time_t seconds, long nanos) {
+    write(name, 10);
+    const timespec times[2] = {{seconds, nanos}, {seconds, nanos}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, (dir_ + "/" + name).c_str(), times, 0), 0);
+  };
+  at("capture-web.pcap1", 1000, 5);
+  at("capture-web.pcap2", 1000, 900);
+  at("capture-web.pcap0", 1001, 0);
+  nlohmann::json files = capturesJson({running("web")})["captures"][0]["filesOnDisk"];
+  ASSERT_EQ(files.size(), 3u);
+  EXPECT_EQ(files[0]["path"], dir_ + "/capture-web.pcap1");
+  EXPECT_EQ(files[1]["path"], dir_ + "/capture-web.pcap2");
+  EXPECT_EQ(files[2]["path"], dir_ + "/capture-web.pcap0");
+
+  // The same time (a coarse clock): the ring's order.
+  at("capture-web.pcap2", 1000, 5);
+  files = capturesJson({running("web")})["captures"][0]["filesOnDisk"];
+  EXPECT_EQ(files[0]["path"], dir_ + "/capture-web.pcap1");
+  EXPECT_EQ(files[1]["path"], dir_ + "/capture-web.pcap2");
 }
 
 TEST_F(CaptureDir, CapturesTableShowsAShortSandboxIdAndFileSizes) {
