@@ -223,7 +223,13 @@ const Reconciler::Record* Reconciler::holderOf(const std::string& file_base) con
 
 std::optional<base::Duration> Reconciler::ensureRunning(Record& record, const CaptureSpec& spec) {
   // Never two tcpdumps on the same files: nothing else happens until this one is gone.
-  if (record.state == CaptureState::kStopping) return stop(record);
+  if (record.state == CaptureState::kStopping) {
+    if (!record.completing.empty() && spec != record.spec) {
+      // Asked for something else while a bound's stop is under way: a restart, once it is gone.
+      return restart(record, *record.sandbox, spec.differenceFrom(record.spec));
+    }
+    return stop(record);
+  }
   if (record.state == CaptureState::kCompleted) {
     if (spec == record.spec) return std::nullopt;  // done; its files stay until it is removed
     record.state = CaptureState::kPending;
@@ -499,6 +505,7 @@ std::optional<base::Duration> Reconciler::restart(Record& record, const cri::San
   record.sandbox = sandbox;
   record.binding_suspect = false;
   record.files_stale = true;
+  record.completing.clear();  // a bound reached by the old capture does not end the new one
   record.backoff.reset();
   record.last_failure_reported.clear();
   if (record.state == CaptureState::kBackoff) record.state = CaptureState::kPending;

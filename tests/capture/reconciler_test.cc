@@ -1003,5 +1003,22 @@ TEST_F(ReconcilerTest, ATcpdumpStoppedForARemovalIsNotACompletion) {
   EXPECT_THAT(reconciler_->trackedPods(), IsEmpty());
 }
 
+TEST_F(ReconcilerTest, ANewSpecWhileCompletingIsARestartNotACompletion) {
+  launcher_.ignoreSigterm(true);
+  startWebWith({{kDurationAnnotation, "10s"}});
+  clock_.advance(10s);
+  reconcile("uid-1");  // the duration is over: SIGTERM, and tcpdump takes its time
+  k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+  pod.annotations[kDurationAnnotation] = "20s";
+  pods_.set(pod);
+  reconcile("uid-1");
+  reconciler_->recordExit(launcher_.exit(1, ExitStatus{0, 0}, ""));
+  reconcile("uid-1");
+  EXPECT_THAT(events_.withReason(kReasonCompleted), IsEmpty());
+  ASSERT_THAT(launcher_.starts(), SizeIs(2));
+  EXPECT_EQ(reconciler_->captures()[0].state, CaptureState::kRunning);
+  EXPECT_THAT(events_.withReason(kReasonRestarted)[0].message, HasSubstr("the duration changed"));
+}
+
 }  // namespace
 }  // namespace capture
