@@ -22,8 +22,8 @@ DEFINE_string(kubeconfig, "",
 DEFINE_string(
     http_address, ":8080",
     "run: where to serve /healthz, /readyz, /metrics and /captures (host:port; :port "
-    "for every address, IPv6 and IPv4; port 0 for any free port, logged); captures: the controller "
-    "to ask (its port, on 127.0.0.1 unless a host is given)");
+    "for every address, IPv6 and IPv4; port 0 for any free port, logged); captures, follow: the "
+    "controller to ask (its port, on 127.0.0.1 unless a host is given)");
 DEFINE_string(tcpdump, capture::kDefaultTcpdumpPath, "run: the tcpdump binary");
 DEFINE_string(resync_period, "10s",
               "run: how often every capture's sandbox is looked up again, so that a sandbox "

@@ -526,7 +526,9 @@ TEST_F(PodInformerBacklogTest, UpdatesCollapseToEachPodsLatestStateWhileTheHandl
   EXPECT_EQ(stats.queued_changes, 0u);
   EXPECT_LE(stats.queue_high_water, 3u + 1u);
   for (const Pod& pod : informer_->list()) {
-    if (pod.namespace_ == "rec") EXPECT_EQ(pod.annotations.at("n"), "1000") << pod.name;
+    if (pod.namespace_ == "rec") {
+      EXPECT_EQ(pod.annotations.at("n"), "1000") << pod.name;
+    }
   }
 }
 
