@@ -116,16 +116,14 @@ struct Fixture {
     return process;
   }
 
-  // Annotates the first n Pods and waits for all their captures to run; false (and the
-  // controller's log on stderr) when they do not within 120 s.
-  bool captureAll(ControllerProcess& controller, int port, int n) {
-    annotateAll(n, "1");
-    if (testsupport::waitUntil([&] { return runningCaptures(port) == n; }, 120s, 50ms)) {
-      return true;
-    }
-    std::cerr << controller.log();
-    return false;
-  }
+  // A controller with a capture of each of the kManyPods Pods running, and its HTTP port; an
+  // error (and the controller's log on stderr) when they do not all run within 120 s.
+  struct Capturing {
+    std::unique_ptr<ControllerProcess> controller;
+    int port = 0;
+  };
+  absl::StatusOr<Capturing> startCapturingAll(const std::string& name,
+                                              std::vector<std::string> extra = {});
 
   void annotateAll(int n, const std::string& value) {
     for (int i = 0; i < n; ++i) api->fake().setAnnotation("default", names[i], kAnnotation, value);
@@ -139,6 +137,20 @@ struct Fixture {
 
 Fixture* fixture = nullptr;
 constexpr int kManyPods = 110;
+
+absl::StatusOr<Fixture::Capturing> Fixture::startCapturingAll(const std::string& name,
+                                                              std::vector<std::string> extra) {
+  auto controller = startController(name, std::move(extra));
+  if (!controller.ok()) return controller.status();
+  const int port = *(*controller)->waitForHttpPort(1s);
+  annotateAll(kManyPods, "1");
+  if (!testsupport::waitUntil([&] { return runningCaptures(port) == kManyPods; }, 120s, 50ms)) {
+    std::cerr << (*controller)->log();
+    return absl::DeadlineExceededError(
+        "not every capture ran within 120 s (the controller's log is above)");
+  }
+  return Capturing{*std::move(controller), port};
+}
 
 // The controller's descendants (its capture processes, whatever their name).
 std::vector<pid_t> childrenOf(pid_t parent) {
@@ -169,20 +181,16 @@ void BM_Shutdown(benchmark::State& state) {
     extra.push_back("--tcpdump=" + stand_in);
   }
   for (auto _ : state) {
-    auto controller = fixture->startController("shutdown", extra);
-    if (!controller.ok()) {
-      state.SkipWithError(std::string(controller.status().message()).c_str());
+    auto running = fixture->startCapturingAll("shutdown", extra);
+    if (!running.ok()) {
+      state.SkipWithError(std::string(running.status().message()).c_str());
       return;
     }
-    const int port = *(*controller)->waitForHttpPort(1s);
-    if (!fixture->captureAll(**controller, port, kManyPods)) {
-      state.SkipWithError("not every capture ran within 120 s (the controller's log is above)");
-      return;
-    }
-    const std::vector<pid_t> children = childrenOf((*controller)->pid());
+    auto& [controller, port] = *running;
+    const std::vector<pid_t> children = childrenOf(controller->pid());
     const auto start = Clock::now();
-    (*controller)->signal(SIGTERM);
-    const std::optional<int> code = (*controller)->waitForExit(15min);
+    controller->signal(SIGTERM);
+    const std::optional<int> code = controller->waitForExit(15min);
     const auto exited = Clock::now() - start;
     if (!code) {
       state.SkipWithError("the controller did not exit within 15 minutes");
@@ -219,16 +227,12 @@ void BM_Resync(benchmark::State& state) {
   }
   constexpr int kResyncs = 5;
   for (auto _ : state) {
-    auto controller = fixture->startController("resync", {"--resync-period=2s"});
-    if (!controller.ok()) {
-      state.SkipWithError(std::string(controller.status().message()).c_str());
+    auto running = fixture->startCapturingAll("resync", {"--resync-period=2s"});
+    if (!running.ok()) {
+      state.SkipWithError(std::string(running.status().message()).c_str());
       return;
     }
-    const int port = *(*controller)->waitForHttpPort(1s);
-    if (!fixture->captureAll(**controller, port, kManyPods)) {
-      state.SkipWithError("not every capture ran within 120 s (the controller's log is above)");
-      return;
-    }
+    auto& [controller, port] = *running;
     std::this_thread::sleep_for(3s);  // past the starts' own calls
     const auto before = httpGet(port, "/metrics");
     std::this_thread::sleep_for(kResyncs * 2s);
@@ -248,8 +252,8 @@ void BM_Resync(benchmark::State& state) {
     state.SetIterationTime(cri_seconds / kResyncs);
     state.counters["cri_calls_per_resync"] = calls / kResyncs;
     state.counters["cri_ms_per_resync"] = cri_seconds / kResyncs * 1e3;
-    (*controller)->signal(SIGTERM);
-    (*controller)->waitForExit(15min);
+    controller->signal(SIGTERM);
+    controller->waitForExit(15min);
     fixture->clearAll();
   }
 }
