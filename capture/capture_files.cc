@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -125,6 +126,18 @@ absl::StatusOr<std::vector<std::string>> CaptureFiles::list(const Match& match) 
 
 absl::StatusOr<std::vector<std::string>> CaptureFiles::filesOf(absl::string_view base) const {
   return list([base](absl::string_view name) { return isFileOfCapture(base, name); });
+}
+
+absl::StatusOr<uint64_t> CaptureFiles::bytesOf(absl::string_view base) const {
+  auto names = filesOf(base);
+  if (!names.ok()) return names.status();
+  uint64_t bytes = 0;
+  for (const std::string& name : *names) {
+    struct stat file;
+    // Not followed: a link named like a capture file is not the capture's.
+    if (::lstat(pathOf(name).c_str(), &file) == 0 && S_ISREG(file.st_mode)) bytes += file.st_size;
+  }
+  return bytes;
 }
 
 absl::StatusOr<std::vector<std::string>> CaptureFiles::allCaptureFiles() const {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,8 @@ class CaptureFiles {
   // Names (not paths) in the directory, sorted.
   absl::StatusOr<std::vector<std::string>> filesOf(absl::string_view base) const;
   absl::StatusOr<std::vector<std::string>> allCaptureFiles() const;
+  // What the capture's regular files hold, in bytes (a file that vanished meanwhile: 0).
+  absl::StatusOr<uint64_t> bytesOf(absl::string_view base) const;
 
   // Deletes the files and returns the names it deleted. A file that vanished meanwhile is not
   // an error; any other failure is, after trying every file.

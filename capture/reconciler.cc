@@ -52,6 +52,7 @@ nlohmann::json toJson(const CaptureStatus& status) {
                                       {"droppedByKernel", status.counts->dropped_by_kernel},
                                       {"droppedByInterface", status.counts->dropped_by_interface}}
                      : nullptr},
+      {"bytesOnDisk", status.bytes_on_disk},
       {"sandboxId", status.sandbox_id},
       {"netnsPath", status.netns_path},
       {"pid", status.pid},
@@ -399,9 +400,11 @@ std::optional<base::Duration> Reconciler::onResolveFailure(Record& record,
 }
 
 std::optional<base::Duration> Reconciler::launch(Record& record) {
-  if (record.files_stale) {
+  if (record.files_stale) {  // a new capture begins
     deleteFiles(record);
     record.files_stale = false;
+    record.bytes_on_disk = 0;
+    record.drops_reported = false;
   }
   const cri::SandboxInfo& sandbox = *record.sandbox;
   proc::LaunchSpec spec;
@@ -422,6 +425,7 @@ std::optional<base::Duration> Reconciler::launch(Record& record) {
   record.pid = launched->pid;
   record.started_at = clock_.now();
   if (record.spec.duration) record.ends_at = record.started_at + *record.spec.duration;
+  record.stats = TcpdumpStatsParser();
   record.counts.reset();
   record.netns_path = launched->netns_path;
   record.state = CaptureState::kRunning;
@@ -459,6 +463,7 @@ std::optional<base::Duration> Reconciler::completeCapture(Record& record, std::s
   }
   record.state = CaptureState::kCompleted;
   record.completing.clear();
+  measureFiles(record);
   std::vector<std::string> kept;
   if (auto names = files_.filesOf(record.file_base); names.ok()) {
     for (const std::string& name : *names) kept.push_back(files_.pathOf(name));
@@ -479,7 +484,60 @@ std::string Reconciler::describeCounts(const Record& record) const {
   if (c.dropped_by_interface != 0) {
     absl::StrAppend(&text, ", ", c.dropped_by_interface, " dropped by interface");
   }
+  absl::StrAppend(&text, ", ", record.bytes_on_disk, " bytes on disk");
   return text;
+}
+
+bool Reconciler::recordOutput(const proc::ProcessOutput& output) {
+  auto owner = owners_.find(output.id);
+  if (owner == owners_.end()) return false;
+  auto it = records_.find(owner->second);
+  if (it == records_.end() || it->second.process != output.id) return false;
+  Record& record = it->second;
+  if (!record.stats.feed(output.text)) return false;
+  takeCounts(record, *record.stats.counts());
+  return true;
+}
+
+void Reconciler::takeCounts(Record& record, const TcpdumpCounts& counts) {
+  const TcpdumpCounts before = record.counts.value_or(TcpdumpCounts{});
+  // A count below the last one is a new tcpdump's (or a wrapped 32-bit one): all of it is new.
+  const auto growth = [](uint64_t now, uint64_t then) { return now >= then ? now - then : now; };
+  stats_.packets.captured += growth(counts.captured, before.captured);
+  stats_.packets.received_by_filter += growth(counts.received_by_filter, before.received_by_filter);
+  stats_.packets.dropped_by_kernel += growth(counts.dropped_by_kernel, before.dropped_by_kernel);
+  stats_.packets.dropped_by_interface +=
+      growth(counts.dropped_by_interface, before.dropped_by_interface);
+  record.counts = counts;
+  if (counts.dropped_by_kernel == 0 || record.drops_reported) return;
+  record.drops_reported = true;
+  emit(record.pod, k8s::EventType::kWarning, kReasonPacketsDropped,
+       absl::StrCat("The kernel dropped ", counts.dropped_by_kernel,
+                    " packets before tcpdump could read them (its buffer was full): the capture "
+                    "misses them; ",
+                    describeCounts(record),
+                    ". A narrower tcpdump.antrea.io/filter lowers the load. Told once per "
+                    "capture; the counts go on in the controller's captures and metrics"));
+}
+
+void Reconciler::refreshCounts() {
+  for (auto& [uid, record] : records_) {
+    if (record.process && record.state == CaptureState::kRunning && record.stats.listening()) {
+      if (absl::Status sent = launcher_.signal(*record.process, SIGUSR1); !sent.ok()) {
+        VLOG(1) << displayName(record.pod) << ": SIGUSR1: " << sent;  // its exit is on its way
+      }
+    }
+    if (record.everStarted()) measureFiles(record);
+  }
+}
+
+void Reconciler::measureFiles(Record& record) {
+  auto bytes = files_.bytesOf(record.file_base);
+  if (!bytes.ok()) {
+    VLOG(1) << displayName(record.pod) << ": " << bytes.status();
+    return;
+  }
+  record.bytes_on_disk = *bytes;
 }
 
 std::vector<std::string> Reconciler::takeFilterChecks() {
@@ -556,10 +614,11 @@ std::optional<std::string> Reconciler::recordExit(const proc::ProcessExit& exit)
   record.process.reset();
   record.pid = 0;
   {
+    // Its last report is in its last lines; what it wrote before came through recordOutput().
     TcpdumpStatsParser stats;
     stats.feed(exit.stderr_tail);
     stats.feed("\n");
-    if (stats.counts()) record.counts = stats.counts();
+    if (stats.counts()) takeCounts(record, *stats.counts());
   }
   if (!record.completing.empty() && record.ending.empty()) {
     completeCapture(record, record.completing);
@@ -641,6 +700,7 @@ std::optional<base::Duration> Reconciler::endCapture(Records::iterator it, const
     }
     return stop(record);  // the capture ends once tcpdump is gone
   }
+  measureFiles(record);
   const std::string deleted = deleteFiles(record);
   if (record.everStarted()) {
     ++stats_.stopped;
@@ -735,6 +795,7 @@ std::vector<CaptureStatus> Reconciler::captures() const {
     status.duration = record.spec.duration;
     status.packet_limit = record.spec.packets;
     status.counts = record.counts;
+    status.bytes_on_disk = record.bytes_on_disk;
     status.sandbox_id = record.sandbox ? record.sandbox->id : "";
     status.netns_path = record.netns_path;
     status.pid = record.pid;

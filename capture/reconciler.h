@@ -31,6 +31,7 @@ inline constexpr char kReasonRestarted[] = "CaptureRestarted";
 inline constexpr char kReasonFailed[] = "CaptureFailed";
 inline constexpr char kReasonInvalidAnnotation[] = "InvalidCaptureAnnotation";
 inline constexpr char kReasonCompleted[] = "CaptureCompleted";
+inline constexpr char kReasonPacketsDropped[] = "CapturePacketsDropped";
 
 struct CaptureOptions {
   std::string node_name;  // captures only Pods whose spec.nodeName is this
@@ -70,7 +71,10 @@ struct CaptureStatus {
   std::string filter;
   std::optional<std::chrono::seconds> duration;
   std::optional<uint64_t> packet_limit;
-  std::optional<TcpdumpCounts> counts;  // tcpdump's last statistics (at its exit)
+  // The running (or last) tcpdump's statistics: asked for at every resync (SIGUSR1), and at its
+  // exit. A new tcpdump of the same capture counts from 0 again.
+  std::optional<TcpdumpCounts> counts;
+  uint64_t bytes_on_disk = 0;  // its files, measured at every resync and when it completes
   std::string sandbox_id;
   std::string netns_path;
   pid_t pid = 0;
@@ -85,6 +89,9 @@ struct CaptureStats {
   uint64_t stopped = 0;   // captures ended, their files deleted
   uint64_t failed = 0;    // failed launches, sandbox look-ups and unexpected tcpdump exits
   uint64_t restarts = 0;  // launches that replaced an earlier tcpdump of the same capture
+  // Every capture's counts added up since the controller started (each tcpdump's growth since
+  // its previous report): counters, for every capture ended or running.
+  TcpdumpCounts packets;
 };
 
 // Decides and acts, for one Pod UID at a time, like a Kubernetes controller's reconcile: what
@@ -138,6 +145,13 @@ class Reconciler {
   std::vector<std::string> recordFilterVerdict(const std::string& filter, absl::Status verdict);
   // The answer to a look-up; reconcile the Pod next.
   void recordSandbox(const std::string& pod_uid, absl::StatusOr<cri::SandboxInfo> sandbox);
+
+  // What a tcpdump wrote to stderr (from ProcessLauncher's output handler, via the worker): its
+  // statistics, when it reported them. True when a capture's counts changed.
+  bool recordOutput(const proc::ProcessOutput& output);
+  // At every resync: asks every running tcpdump for its counts (SIGUSR1, once it is listening:
+  // the answer comes through recordOutput()), and measures the bytes each capture's files hold.
+  void refreshCounts();
 
   // A tcpdump ended, by itself or stopped (from ProcessLauncher's exit handler, via the worker).
   // Returns the Pod UID to reconcile next; nullopt for a process no record holds any more.
@@ -200,10 +214,13 @@ class Reconciler {
     // Why the capture completes, once a bound was reached: tcpdump's exit then completes it
     // (files kept, CaptureCompleted) instead of ending it.
     std::string completing;
-    base::TimePoint ends_at;  // with a duration: when the running tcpdump is to be stopped
+    base::TimePoint ends_at;   // with a duration: when the running tcpdump is to be stopped
+    TcpdumpStatsParser stats;  // the running tcpdump's stderr
     std::optional<TcpdumpCounts> counts;
-    base::TimePoint stop_deadline;                                // Stopping: when SIGKILL follows
-    bool killed = false;                                          // Stopping: SIGKILL sent
+    uint64_t bytes_on_disk = 0;
+    bool drops_reported = false;    // the capture's first kernel drops were told (once)
+    base::TimePoint stop_deadline;  // Stopping: when SIGKILL follows
+    bool killed = false;            // Stopping: SIGKILL sent
     base::Backoff backoff{base::Duration(1), base::Duration(1)};  // set by createRecord()
     base::TimePoint retry_at;
     std::string last_failure_reported;
@@ -235,6 +252,9 @@ class Reconciler {
   // A bound was reached: stop tcpdump (its exit completes the capture), or complete it now.
   std::optional<base::Duration> completeCapture(Record& record, std::string why);
   std::string describeCounts(const Record& record) const;
+  // A report from tcpdump: adds its growth to the totals; Warns of the capture's first drops.
+  void takeCounts(Record& record, const TcpdumpCounts& counts);
+  void measureFiles(Record& record);
   // The look-up's answer when it came; otherwise asks for one (nullopt: wait for it).
   std::optional<absl::StatusOr<cri::SandboxInfo>> lookUp(Record& record);
   // tcpdump exited by itself: with its sandbox (a sandbox change), or a failure of its own.

@@ -169,6 +169,7 @@ bool TcpdumpStatsParser::takeLine(std::string_view line) {
       return true;
     case StatsLine::kNone:
       pending_lines_ = 0;
+      if (line.find(": listening on ") != std::string_view::npos) listening_ = true;
       return false;
   }
   return false;

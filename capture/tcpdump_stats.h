@@ -45,6 +45,11 @@ class TcpdumpStatsParser {
   // The last complete report, nullopt until there is one.
   std::optional<TcpdumpCounts> counts() const { return counts_; }
 
+  // Whether tcpdump printed its banner ("tcpdump: listening on eth0, link-type ..."). It sets
+  // its SIGUSR1 handler just before (tcpdump.c, main()): until then SIGUSR1's default action,
+  // termination, would end the capture.
+  bool listening() const { return listening_; }
+
  private:
   bool takeLine(std::string_view line);
 
@@ -54,6 +59,7 @@ class TcpdumpStatsParser {
   TcpdumpCounts pending_;
   int pending_lines_ = 0;
   bool last_line_completed_report_ = false;
+  bool listening_ = false;
   std::optional<TcpdumpCounts> counts_;
 };
 

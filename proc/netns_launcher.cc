@@ -61,6 +61,17 @@ void NetnsLauncher::setExitHandler(ExitHandler handler) {
   handler_ = std::move(handler);
 }
 
+void NetnsLauncher::setOutputHandler(OutputHandler handler) {
+  std::lock_guard<std::mutex> lock(handler_mu_);
+  output_handler_ = std::move(handler);
+}
+
+void NetnsLauncher::deliverOutput(ProcessOutput output) {
+  if (output.text.empty()) return;
+  std::lock_guard<std::mutex> handler_lock(handler_mu_);
+  if (output_handler_) output_handler_(std::move(output));
+}
+
 size_t NetnsLauncher::running() const {
   std::lock_guard<std::mutex> lock(mu_);
   return processes_.size();
@@ -161,9 +172,15 @@ void NetnsLauncher::onReadable(ProcessId id, int what) {
   if (it == processes_.end()) return;
   Process& process = *it->second;
   switch (what) {
-    case kStderr:
-      if (process.stderr_tail.readFrom(process.stderr_fd.get())) unwatchStderr(process);
+    case kStderr: {
+      ProcessOutput output{id, process.owner, ""};
+      if (process.stderr_tail.readFrom(process.stderr_fd.get(), &output.text)) {
+        unwatchStderr(process);
+      }
+      lock.unlock();
+      deliverOutput(std::move(output));
       return;
+    }
     case kExecStatus:
       readExecStatus(process);
       return;
@@ -177,7 +194,8 @@ void NetnsLauncher::finish(std::map<ProcessId, std::unique_ptr<Process>>::iterat
   const ProcessId id = it->first;
   Process& process = *it->second;
   readExecStatus(process);  // its write end closed with the child: never blocks
-  process.stderr_tail.readFrom(process.stderr_fd.get());
+  ProcessOutput last_output{id, process.owner, ""};
+  process.stderr_tail.readFrom(process.stderr_fd.get(), &last_output.text);
   unwatchStderr(process);
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, process.pidfd.get(), nullptr);
   ExitStatus status;
@@ -190,6 +208,7 @@ void NetnsLauncher::finish(std::map<ProcessId, std::unique_ptr<Process>>::iterat
   VLOG(1) << "pid " << process.pid << " (" << process.owner << ") " << status.describe();
   processes_.erase(it);
   lock.unlock();
+  deliverOutput(std::move(last_output));  // before the exit, as promised
   std::lock_guard<std::mutex> handler_lock(handler_mu_);
   if (handler_) handler_(std::move(exit));
 }

@@ -18,7 +18,8 @@ namespace proc {
 // reaps its own children through pidfds in one epoll thread, which also learns from each
 // child's status pipe whether its exec happened. It never calls waitpid(-1) and installs no SIGCHLD
 // handler, so it cannot steal another component's children. The same thread reads each child's
-// stderr, keeping the last lines for the exit report.
+// stderr, hands it to the output handler as it comes and keeps the last lines for the exit
+// report.
 //
 // Call start() from a thread that outlives the children (see spawn.h: PR_SET_PDEATHSIG follows
 // the forking thread).
@@ -32,6 +33,7 @@ class NetnsLauncher : public ProcessLauncher {
   ~NetnsLauncher() override;  // kills and reaps whatever still runs
 
   void setExitHandler(ExitHandler handler) override;
+  void setOutputHandler(OutputHandler handler) override;
   absl::StatusOr<LaunchedProcess> start(const LaunchSpec& spec) override;
   absl::Status signal(ProcessId id, int signal) override;
 
@@ -58,6 +60,8 @@ class NetnsLauncher : public ProcessLauncher {
   void readExecStatus(Process& process);
   void finish(std::map<ProcessId, std::unique_ptr<Process>>::iterator it,
               std::unique_lock<std::mutex>& lock);
+  // Outside mu_, under handler_mu_ (what the handlers are called under).
+  void deliverOutput(ProcessOutput output);
   void unwatchStderr(Process& process);
 
   const Options options_;
@@ -69,8 +73,9 @@ class NetnsLauncher : public ProcessLauncher {
   std::map<ProcessId, std::unique_ptr<Process>> processes_;
   ProcessId next_id_ = 1;
 
-  std::mutex handler_mu_;  // held while the handler runs, so replacing it waits for that
+  std::mutex handler_mu_;  // held while a handler runs, so replacing it waits for that
   ExitHandler handler_;
+  OutputHandler output_handler_;
 
   std::thread reaper_;
 };

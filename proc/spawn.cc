@@ -307,12 +307,14 @@ void LineTail::append(absl::string_view bytes) {
   }
 }
 
-bool LineTail::readFrom(int fd) {
+bool LineTail::readFrom(int fd, std::string* read) {
   char buffer[4096];
   while (true) {
     const ssize_t n = ::read(fd, buffer, sizeof(buffer));
     if (n > 0) {
-      append(absl::string_view(buffer, static_cast<size_t>(n)));
+      const absl::string_view bytes(buffer, static_cast<size_t>(n));
+      append(bytes);
+      if (read != nullptr) read->append(bytes.data(), bytes.size());
     } else if (n == 0) {
       return true;
     } else if (errno != EINTR) {

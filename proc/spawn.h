@@ -81,8 +81,9 @@ class LineTail {
  public:
   explicit LineTail(size_t max_lines = 5, size_t max_line_length = 400);
   void append(absl::string_view bytes);
-  // Reads what `fd` (non-blocking) has now; true once it reached end of file.
-  bool readFrom(int fd);
+  // Reads what `fd` (non-blocking) has now; true once it reached end of file. What it read is
+  // also appended to `read`, when given.
+  bool readFrom(int fd, std::string* read = nullptr);
   std::string text() const;  // the kept lines joined with "\n", the unfinished one last
 
  private:

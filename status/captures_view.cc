@@ -54,10 +54,14 @@ nlohmann::json capturesJson(const std::vector<capture::CaptureStatus>& captures)
              std::tie(b.modified.tv_sec, b.modified.tv_nsec, b.index);
     });
     nlohmann::json files = nlohmann::json::array();
-    for (const OnDisk& file : on_disk)
+    uint64_t bytes = 0;
+    for (const OnDisk& file : on_disk) {
       files.push_back({{"path", file.path}, {"bytes", file.bytes}});
+      bytes += file.bytes;
+    }
     nlohmann::json entry = capture::toJson(status);
     entry["filesOnDisk"] = std::move(files);
+    entry["bytesOnDisk"] = bytes;  // as of now, not of the last resync
     list.push_back(std::move(entry));
   }
   return {{"captures", std::move(list)}};
@@ -78,8 +82,8 @@ std::string orDash(std::string s) { return s.empty() ? "-" : s; }
 
 absl::StatusOr<std::string> capturesTable(const nlohmann::json& document) {
   try {
-    const std::vector<std::string> header = {"POD", "STATE",    "SANDBOX", "NETNS",
-                                             "PID", "RESTARTS", "FILES"};
+    const std::vector<std::string> header = {"POD",      "STATE",   "SANDBOX", "NETNS", "PID",
+                                             "RESTARTS", "PACKETS", "DROPPED", "FILES"};
     std::vector<std::vector<std::string>> rows = {header};
     std::vector<std::string> errors;
     for (const nlohmann::json& c : document.at("captures")) {
@@ -93,11 +97,22 @@ absl::StatusOr<std::string> capturesTable(const nlohmann::json& document) {
                         humanBytes(f.at("bytes").get<uint64_t>()), ")");
       }
       const int64_t pid = c.at("pid").get<int64_t>();
-      rows.push_back({pod, c.at("state").get<std::string>(),
-                      orDash(base::shortId(c.at("sandboxId").get<std::string>())),
-                      orDash(c.at("netnsPath").get<std::string>()),
-                      pid > 0 ? std::to_string(pid) : "-",
-                      std::to_string(c.at("restarts").get<uint64_t>()), orDash(files)});
+      // Captured, and dropped by the kernel (and by the interface, when it dropped any).
+      std::string packets = "-";
+      std::string dropped = "-";
+      // Absent from a controller older than its counts.
+      if (const nlohmann::json counts = c.value("counts", nlohmann::json()); !counts.is_null()) {
+        packets = std::to_string(counts.at("captured").get<uint64_t>());
+        dropped = std::to_string(counts.at("droppedByKernel").get<uint64_t>());
+        if (const uint64_t by_interface = counts.at("droppedByInterface").get<uint64_t>()) {
+          absl::StrAppend(&dropped, "+", by_interface);
+        }
+      }
+      rows.push_back(
+          {pod, c.at("state").get<std::string>(),
+           orDash(base::shortId(c.at("sandboxId").get<std::string>())),
+           orDash(c.at("netnsPath").get<std::string>()), pid > 0 ? std::to_string(pid) : "-",
+           std::to_string(c.at("restarts").get<uint64_t>()), packets, dropped, orDash(files)});
       const std::string error = c.at("lastError").get<std::string>();
       if (!error.empty()) errors.push_back(pod + ": last error: " + error);
     }

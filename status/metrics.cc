@@ -2,9 +2,58 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "base/prometheus_text.h"
 
 namespace status {
+namespace {
+
+// Kubernetes names (DNS-1123 labels and subdomains) need no escaping in a label value.
+std::string podLabels(const capture::CaptureStatus& c) {
+  return absl::StrCat("namespace=\"", c.pod_namespace, "\",pod=\"", c.pod_name, "\"");
+}
+
+// tcpdump's counts: per capture (labelled with its Pod; a series ends with its capture, and
+// starts again from 0 with a new tcpdump of it, which rate() takes as a counter reset) and
+// added up over every capture since the controller started.
+void packetFamilies(const MetricsSnapshot& m, base::PrometheusText& text) {
+  struct Count {
+    const char* name;
+    const char* help;
+    uint64_t capture::TcpdumpCounts::*field;
+  };
+  const Count counts[] = {
+      {"packets_captured_total", "Packets tcpdump wrote to the capture files.",
+       &capture::TcpdumpCounts::captured},
+      {"packets_received_by_filter_total", "Packets that matched the capture's filter.",
+       &capture::TcpdumpCounts::received_by_filter},
+      {"packets_dropped_by_kernel_total",
+       "Packets the kernel dropped because tcpdump's buffer was full: missing from the files.",
+       &capture::TcpdumpCounts::dropped_by_kernel},
+      {"packets_dropped_by_interface_total",
+       "Packets the network interface or its driver dropped (when it reports them).",
+       &capture::TcpdumpCounts::dropped_by_interface},
+  };
+  for (const Count& count : counts) {
+    text.single(absl::StrCat("capture_controller_", count.name), "counter",
+                absl::StrCat(count.help, " Every capture, since the controller started."),
+                m.captures.packets.*count.field);
+    const std::string name = absl::StrCat("capture_controller_capture_", count.name);
+    text.family(name, "counter",
+                absl::StrCat(count.help, " Per capture; a new tcpdump counts from 0."));
+    for (const capture::CaptureStatus& c : m.capture_list) {
+      if (!c.counts) continue;
+      text.sample(name, podLabels(c), (*c.counts).*count.field);
+    }
+  }
+  const std::string bytes = "capture_controller_capture_bytes_on_disk";
+  text.family(bytes, "gauge", "What the capture's files hold, as of the last resync.");
+  for (const capture::CaptureStatus& c : m.capture_list) {
+    text.sample(bytes, podLabels(c), c.bytes_on_disk);
+  }
+}
+
+}  // namespace
 
 std::string prometheusText(const MetricsSnapshot& m) {
   struct Family {
@@ -59,6 +108,7 @@ std::string prometheusText(const MetricsSnapshot& m) {
   for (const Family& f : families) {
     text.single(std::string("capture_controller_") + f.name, f.type, f.help, f.value);
   }
+  packetFamilies(m, text);
   return text.text() + m.cri_text;
 }
 

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "capture/reconciler.h"
 #include "k8s/event_recorder.h"
@@ -12,6 +13,7 @@ namespace status {
 // One scrape's worth of counters, gathered from the components.
 struct MetricsSnapshot {
   capture::CaptureStats captures;
+  std::vector<capture::CaptureStatus> capture_list;  // for the per-capture series
   k8s::PodInformerStats informer;
   k8s::EventRecorderStats events;
   bool informer_synced = false;

@@ -48,6 +48,9 @@ absl::Status CaptureWorker::start() {
     return absl::FailedPreconditionError("a capture worker starts once");
   }
   if (absl::Status status = reconciler_.startFresh(); !status.ok()) return status;
+  launcher_.setOutputHandler([this](proc::ProcessOutput output) {
+    post([&](Inbox& inbox) { inbox.outputs.push_back(std::move(output)); });
+  });
   launcher_.setExitHandler([this](proc::ProcessExit exit) {
     post([&](Inbox& inbox) { inbox.exits.push_back(std::move(exit)); });
   });
@@ -67,6 +70,7 @@ void CaptureWorker::stop() {
   queue_.shutDown();
   lookups_.stop();
   launcher_.setExitHandler(nullptr);
+  launcher_.setOutputHandler(nullptr);
 }
 
 void CaptureWorker::onAdd(const k8s::Pod& pod) { queue_.add(pod.uid); }
@@ -92,6 +96,12 @@ void CaptureWorker::drainInbox() {
     std::lock_guard<std::mutex> lock(inbox_mu_);
     std::swap(inbox, inbox_);
   }
+  bool counts_changed = false;
+  for (const proc::ProcessOutput& output : inbox.outputs) {
+    counts_changed |= reconciler_.recordOutput(output);
+  }
+  // Counts change no capture's course: shown now, not at the next reconcile.
+  if (counts_changed) publish();
   for (const proc::ProcessExit& exit : inbox.exits) {
     if (std::optional<std::string> uid = reconciler_.recordExit(exit)) queue_.add(*uid);
   }
@@ -122,8 +132,9 @@ void CaptureWorker::run() {
     last_pass_ = std::chrono::steady_clock::now();
     drainInbox();
     if (std::chrono::steady_clock::now() >= next_resync) {
-      VLOG(1) << "resync: asking the runtime for its sandboxes";
+      VLOG(1) << "resync: asking the runtime for its sandboxes, and tcpdump for its counts";
       lookups_.snapshot();
+      reconciler_.refreshCounts();
       next_resync = std::chrono::steady_clock::now() + resync_period_;
     }
     std::optional<std::string> uid = queue_.get(next_resync);

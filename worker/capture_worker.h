@@ -27,7 +27,8 @@ namespace worker {
 //  - a stop is a signal now and a timer on the queue for SIGKILL, finished by tcpdump's exit;
 //  - every `resync_period` one unfiltered ListPodSandbox (off this thread) is checked against
 //    every capture's binding, and every tracked Pod is reconciled again; only captures whose
-//    sandbox changed are looked up again.
+//    sandbox changed are looked up again. Each running tcpdump is asked for its counts then
+//    (SIGUSR1): they come back on its stderr, through the inbox.
 // Shutdown (stop()) sends SIGTERM to every tcpdump at once, waits up to stop_grace for all
 // their exits, SIGKILLs what is left and waits up to kill_wait: at most stop_grace + kill_wait
 // (10 s by default), plus one CRI deadline for a runtime call in flight, whatever the number of
@@ -74,6 +75,7 @@ class CaptureWorker : public k8s::PodEventHandler {
  private:
   // What other threads hand the worker.
   struct Inbox {
+    std::vector<proc::ProcessOutput> outputs;  // before `exits`: a process's output comes first
     std::vector<proc::ProcessExit> exits;
     std::vector<SandboxLookups::Answer> answers;
     std::optional<absl::StatusOr<cri::SandboxSnapshot>> snapshot;

@@ -207,6 +207,7 @@ int runCommand() {
               [&] {
                 return status::MetricsSnapshot{
                     .captures = worker.stats(),
+                    .capture_list = worker.captures(),
                     .informer = informer.stats(),
                     .events = events.stats(),
                     .informer_synced = informer.hasSynced(),

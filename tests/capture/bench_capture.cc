@@ -98,6 +98,7 @@ class FullNode {
   class NullLauncher : public ProcessLauncher {
    public:
     void setExitHandler(ExitHandler) override {}
+    void setOutputHandler(OutputHandler) override {}
     absl::StatusOr<LaunchedProcess> start(const LaunchSpec& spec) override {
       return LaunchedProcess{++next_id_, 1000, spec.netns_path};
     }

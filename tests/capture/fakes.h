@@ -39,6 +39,7 @@ using proc::LaunchSpec;
 using proc::ProcessExit;
 using proc::ProcessId;
 using proc::ProcessLauncher;
+using proc::ProcessOutput;
 
 inline k8s::Pod makePod(std::string uid, std::string ns, std::string name,
                         std::optional<std::string> annotation, std::string node = "node-1") {
@@ -232,6 +233,10 @@ class FakeLauncher : public ProcessLauncher {
     std::lock_guard<std::mutex> lock(mu_);
     handler_ = std::move(handler);
   }
+  void setOutputHandler(OutputHandler handler) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    output_handler_ = std::move(handler);
+  }
   absl::StatusOr<LaunchedProcess> start(const LaunchSpec& spec) override {
     std::lock_guard<std::mutex> lock(mu_);
     starts_.push_back(spec);
@@ -271,6 +276,19 @@ class FakeLauncher : public ProcessLauncher {
     }
     if (notify && handler) handler(exit);
     return exit;
+  }
+  // The process writes `text` to stderr: returns it, and hands it to the output handler when
+  // `notify`.
+  ProcessOutput output(ProcessId id, std::string text, bool notify = false) {
+    OutputHandler handler;
+    ProcessOutput output;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      output = ProcessOutput{id, running_.at(id).owner, std::move(text)};
+      handler = output_handler_;
+    }
+    if (notify && handler) handler(output);
+    return output;
   }
   // Exits that no handler took (no handler set), oldest first.
   std::vector<ProcessExit> takeExits() {
@@ -328,6 +346,7 @@ class FakeLauncher : public ProcessLauncher {
 
   mutable std::mutex mu_;
   ExitHandler handler_;
+  OutputHandler output_handler_;
   absl::Status fail_with_;
   bool ignore_sigterm_ = false;
   ProcessId next_id_ = 1;

@@ -1020,5 +1020,112 @@ TEST_F(ReconcilerTest, ANewSpecWhileCompletingIsARestartNotACompletion) {
   EXPECT_THAT(events_.withReason(kReasonRestarted)[0].message, HasSubstr("the duration changed"));
 }
 
+// What the worker does at every resync, and with what tcpdump writes to stderr.
+class ReconcilerCountsTest : public ReconcilerTest {
+ protected:
+  static constexpr char kBanner[] =
+      "tcpdump: listening on eth0, link-type EN10MB (Ethernet), snapshot length 262144 bytes\n";
+  bool output(ProcessId id, std::string text) {
+    return reconciler_->recordOutput(launcher_.output(id, std::move(text)));
+  }
+  std::vector<ProcessId> askedForCounts() const {
+    std::vector<ProcessId> asked;
+    for (const auto& [id, signal] : launcher_.signals()) {
+      if (signal == SIGUSR1) asked.push_back(id);
+    }
+    return asked;
+  }
+  static std::string summary(uint64_t captured, uint64_t received, uint64_t dropped) {
+    return absl::StrCat("tcpdump: ", captured, " packets captured, ", received,
+                        " packets received by filter, ", dropped, " packets dropped by kernel\n");
+  }
+};
+
+TEST_F(ReconcilerCountsTest, TcpdumpIsAskedForItsCountsOnlyOnceItListens) {
+  startWeb(3);
+  reconciler_->refreshCounts();
+  EXPECT_THAT(askedForCounts(), IsEmpty())
+      << "before its banner, SIGUSR1 would kill tcpdump: its handler is not set yet";
+  EXPECT_FALSE(output(1, "tcpdump: listening on eth0, link-type EN10MB "));
+  reconciler_->refreshCounts();
+  EXPECT_THAT(askedForCounts(), IsEmpty()) << "half a banner is not one";
+  EXPECT_FALSE(output(1, "(Ethernet), snapshot length 262144 bytes\n"));
+  reconciler_->refreshCounts();
+  EXPECT_THAT(askedForCounts(), ElementsAre(1));
+  EXPECT_TRUE(launcher_.running().contains(1)) << "SIGUSR1 is no stop";
+}
+
+TEST_F(ReconcilerCountsTest, ReportsUpdateTheCaptureAndAddTheirGrowthToTheTotals) {
+  startWeb(3);
+  ASSERT_FALSE(output(1, kBanner));
+  EXPECT_EQ(reconciler_->captures()[0].counts, std::nullopt);
+  const std::string first = summary(5, 7, 0);
+  EXPECT_FALSE(output(1, first.substr(0, 20))) << "a report is read once its line is whole";
+  EXPECT_TRUE(output(1, first.substr(20)));
+  EXPECT_EQ(reconciler_->captures()[0].counts,
+            (TcpdumpCounts{.captured = 5, .received_by_filter = 7}));
+  EXPECT_TRUE(output(1, summary(12, 15, 0)));
+  EXPECT_EQ(reconciler_->captures()[0].counts->captured, 12u);
+  EXPECT_EQ(reconciler_->stats().packets.captured, 12u) << "growth, not the sum of reports";
+  EXPECT_EQ(reconciler_->stats().packets.received_by_filter, 15u);
+  EXPECT_FALSE(output(1, "tcpdump: some warning\n"));
+
+  // tcpdump dies; its last report (at exit) is added, and a new tcpdump counts from 0.
+  exitOf(1, ExitStatus{1, 0},
+         "20 packets captured\n24 packets received by filter\n"
+         "0 packets dropped by kernel\ntcpdump: some error\n");
+  clock_.advance(1s);
+  reconcile("uid-1");
+  ASSERT_TRUE(launcher_.runningFor("uid-1").has_value());
+  const ProcessId second = *launcher_.runningFor("uid-1");
+  EXPECT_EQ(reconciler_->captures()[0].counts, std::nullopt);
+  ASSERT_TRUE(output(second, std::string(kBanner) + summary(3, 3, 0)));
+  EXPECT_EQ(reconciler_->stats().packets.captured, 23u) << "20 from the first tcpdump, 3 now";
+  EXPECT_FALSE(reconciler_->recordOutput(proc::ProcessOutput{1, "uid-1", summary(99, 99, 0)}))
+      << "the first tcpdump's output no longer counts";
+}
+
+TEST_F(ReconcilerCountsTest, TheBytesOnDiskAreMeasuredAtEachResync) {
+  startWeb(3);
+  dir_.touch("capture-web.pcap0", std::string(1000, 'x'));
+  dir_.touch("capture-web.pcap1", std::string(24, 'x'));
+  dir_.touch("capture-web-1.pcap0", std::string(99, 'x'));  // the Pod web-1's
+  EXPECT_EQ(reconciler_->captures()[0].bytes_on_disk, 0u);
+  reconciler_->refreshCounts();
+  EXPECT_EQ(reconciler_->captures()[0].bytes_on_disk, 1024u);
+}
+
+TEST_F(ReconcilerCountsTest, TheFirstKernelDropsOfACaptureGetOneWarning) {
+  startWeb(3);
+  ASSERT_TRUE(output(1, std::string(kBanner) + summary(100, 100, 0)));
+  EXPECT_THAT(events_.withReason(kReasonPacketsDropped), IsEmpty());
+  ASSERT_TRUE(output(1, summary(150, 190, 40)));
+  ASSERT_TRUE(output(1, summary(200, 300, 100)));
+  ASSERT_THAT(events_.withReason(kReasonPacketsDropped), SizeIs(1));
+  const testing::RecordedEvent warning = events_.withReason(kReasonPacketsDropped)[0];
+  EXPECT_EQ(warning.type, k8s::EventType::kWarning);
+  EXPECT_THAT(warning.message,
+              AllOf(HasSubstr("The kernel dropped 40 packets"),
+                    HasSubstr("150 packets captured, 190 received by filter, 40 dropped by kernel"),
+                    HasSubstr(kFilterAnnotation)));
+  EXPECT_EQ(reconciler_->stats().packets.dropped_by_kernel, 100u);
+
+  // The Stopped Event carries the last counts, and the bytes the files held.
+  dir_.touch("capture-web.pcap0", std::string(2048, 'x'));
+  pods_.set(makePod("uid-1", "default", "web", std::nullopt));
+  reconcile("uid-1");
+  ASSERT_THAT(events_.withReason(kReasonStopped), SizeIs(1));
+  EXPECT_THAT(
+      events_.withReason(kReasonStopped)[0].message,
+      AllOf(HasSubstr("200 packets captured, 300 received by filter, 100 dropped by kernel"),
+            HasSubstr("2048 bytes on disk")));
+
+  // Another capture of the Pod is told of its own first drops.
+  startWeb(3);
+  const ProcessId next = *launcher_.runningFor("uid-1");
+  ASSERT_TRUE(output(next, std::string(kBanner) + summary(10, 12, 2)));
+  EXPECT_THAT(events_.withReason(kReasonPacketsDropped), SizeIs(2));
+}
+
 }  // namespace
 }  // namespace capture

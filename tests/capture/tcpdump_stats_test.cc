@@ -211,6 +211,20 @@ TEST(TcpdumpStatsParser, NeedsTheExitReportsLinesInOrderAndTogether) {
   EXPECT_EQ(parser.counts(), countsOf(6, 7, 0));
 }
 
+TEST(TcpdumpStatsParser, ListensOnceTheWholeBannerLineCame) {
+  TcpdumpStatsParser parser;
+  EXPECT_FALSE(parser.listening());
+  parser.feed("tcpdump: verbose output suppressed, use -v[v]... for full protocol decode\n");
+  parser.feed("tcpdump: listening on eth0, link-type EN10MB ");
+  EXPECT_FALSE(parser.listening()) << "its line is not over: SIGUSR1 would splice into it";
+  parser.feed("(Ethernet), snapshot length 262144 bytes\n");
+  EXPECT_TRUE(parser.listening());
+  parser.feed(
+      "tcpdump: 1 packet captured, 1 packet received by filter, 0 packets dropped by "
+      "kernel\n");
+  EXPECT_TRUE(parser.listening());
+}
+
 TEST(TcpdumpStatsParser, SurvivesGarbageAndHugeNumbers) {
   TcpdumpStatsParser parser;
   EXPECT_FALSE(parser.feed(std::string("\0\xff\xfe garbage\n\n\n", 14)));
@@ -337,9 +351,7 @@ TEST(TcpdumpStatsParser, ReadsTheInstalledTcpdumpsReports) {
   // (seen: "tcpdump: listening on lotcpdump: 0 packets captured, ..."). So the whole line first.
   ASSERT_TRUE(tcpdump.readUntil([&](std::string_view chunk) {
     parser.feed(chunk);
-    const size_t banner = tcpdump.stderr_text.find("listening on lo");
-    return banner != std::string::npos &&
-           tcpdump.stderr_text.find('\n', banner) != std::string::npos;
+    return parser.listening();
   })) << tcpdump.stderr_text;
   EXPECT_EQ(parser.counts(), std::nullopt);
 

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "capture/tcpdump.h"
+#include "capture/tcpdump_stats.h"
 #include "proc/netns_launcher.h"
 #include "tests/capture/fakes.h"
 #include "tests/proc/netns_fixture.h"
@@ -25,6 +26,7 @@ using capture::kDefaultTcpdumpPath;
 using capture::probeTcpdump;
 using capture::TcpdumpCommand;
 using capture::tcpdumpErrorLines;
+using capture::TcpdumpStatsParser;
 using capture::testing::TempDir;
 using capture::testing::waitUntil;
 using ::testing::HasSubstr;
@@ -142,6 +144,48 @@ TEST_F(NetnsLauncherTest, TcpdumpCapturesTheNamespacesTrafficAndFlushesOnStop) {
   EXPECT_TRUE(zombieFree(launched->pid));
   EXPECT_EQ(launcher_->running(), 0u);
   EXPECT_EQ(dir_.names(), (std::set<std::string>{"capture-web.pcap0"}));
+}
+
+TEST_F(NetnsLauncherTest, StderrReachesTheOutputHandlerAsItComesAndBeforeTheExit) {
+  std::mutex mu;
+  std::string output;
+  bool exited = false;
+  bool output_after_exit = false;
+  launcher_->setOutputHandler([&](proc::ProcessOutput chunk) {
+    std::lock_guard<std::mutex> lock(mu);
+    output_after_exit |= exited;
+    output += chunk.text;
+  });
+  launcher_->setExitHandler([&](ProcessExit exit) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      exited = true;
+    }
+    exits_.set_value(std::move(exit));
+  });
+  const auto seen = [&](std::string_view text) {
+    std::lock_guard<std::mutex> lock(mu);
+    return output.find(text) != std::string::npos;
+  };
+  auto launched = launcher_->start(tcpdumpSpec(2));
+  ASSERT_TRUE(launched.ok()) << launched.status();
+  ASSERT_TRUE(waitUntil([&] { return seen("listening on"); }, 20s)) << "no banner";
+  {
+    LoopbackTraffic traffic(netns_.path());
+    // Once it listens, SIGUSR1 makes tcpdump print its counts and go on.
+    ASSERT_TRUE(launcher_->signal(launched->id, SIGUSR1).ok());
+    ASSERT_TRUE(waitUntil([&] { return seen("packets dropped by kernel"); }, 20s));
+  }
+  EXPECT_EQ(launcher_->running(), 1u) << "SIGUSR1 did not end tcpdump";
+  ASSERT_TRUE(launcher_->signal(launched->id, SIGTERM).ok());
+  const ProcessExit stopped = nextExit();
+  EXPECT_EQ(stopped.status, (ExitStatus{0, 0})) << stopped.stderr_tail;
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_FALSE(output_after_exit);
+  TcpdumpStatsParser stats;
+  stats.feed(output);
+  ASSERT_TRUE(stats.counts().has_value()) << output;
+  EXPECT_THAT(output, HasSubstr(stopped.stderr_tail)) << "the tail is the output's end";
 }
 
 TEST_F(NetnsLauncherTest, OneFileCaptureHasNoRotationSuffix) {

@@ -53,7 +53,25 @@ TEST(ParseHostPort, AcceptsWhatTheFlagDocuments) {
 
 MetricsSnapshot sampleMetrics() {
   MetricsSnapshot m;
-  m.captures = {.active = 3, .started = 7, .stopped = 2, .failed = 1, .restarts = 4};
+  m.captures = {.active = 3,
+                .started = 7,
+                .stopped = 2,
+                .failed = 1,
+                .restarts = 4,
+                .packets = {.captured = 1000,
+                            .received_by_filter = 1200,
+                            .dropped_by_kernel = 200,
+                            .dropped_by_interface = 0}};
+  capture::CaptureStatus web;
+  web.pod_namespace = "shop";
+  web.pod_name = "web-0";
+  web.counts = capture::TcpdumpCounts{
+      .captured = 40, .received_by_filter = 45, .dropped_by_kernel = 5, .dropped_by_interface = 1};
+  web.bytes_on_disk = 4096;
+  capture::CaptureStatus starting;  // no report from its tcpdump yet
+  starting.pod_namespace = "shop";
+  starting.pod_name = "db-0";
+  m.capture_list = {web, starting};
   m.informer.relists = 5;
   m.informer.watch_reconnects = 6;
   m.informer.events_received = 12345678;
@@ -135,6 +153,22 @@ TEST(PrometheusText, ShowsEveryCounterWithItsValue) {
       {"capture_controller_cri_requests_total{method=\"ListPodSandbox\"}", "2"},
       {"capture_controller_cri_request_errors_total{method=\"ListPodSandbox\"}", "1"},
       {"capture_controller_cri_request_duration_seconds_count{method=\"ListPodSandbox\"}", "2"},
+      {"capture_controller_packets_captured_total", "1000"},
+      {"capture_controller_packets_received_by_filter_total", "1200"},
+      {"capture_controller_packets_dropped_by_kernel_total", "200"},
+      {"capture_controller_packets_dropped_by_interface_total", "0"},
+      {"capture_controller_capture_packets_captured_total{namespace=\"shop\",pod=\"web-0\"}", "40"},
+      {"capture_controller_capture_packets_received_by_filter_total{namespace=\"shop\",pod="
+       "\"web-0\"}",
+       "45"},
+      {"capture_controller_capture_packets_dropped_by_kernel_total{namespace=\"shop\",pod="
+       "\"web-0\"}",
+       "5"},
+      {"capture_controller_capture_packets_dropped_by_interface_total{namespace=\"shop\",pod="
+       "\"web-0\"}",
+       "1"},
+      {"capture_controller_capture_bytes_on_disk{namespace=\"shop\",pod=\"web-0\"}", "4096"},
+      {"capture_controller_capture_bytes_on_disk{namespace=\"shop\",pod=\"db-0\"}", "0"},
   };
   for (const auto& [name, value] : expected) {
     ASSERT_TRUE(parsed.samples.contains(name)) << name;
@@ -143,6 +177,11 @@ TEST(PrometheusText, ShowsEveryCounterWithItsValue) {
   EXPECT_EQ(parsed.types.at("capture_controller_captures_active"), "gauge");
   EXPECT_EQ(parsed.types.at("capture_controller_captures_started_total"), "counter");
   EXPECT_EQ(parsed.types.at("capture_controller_cri_request_duration_seconds"), "histogram");
+  EXPECT_EQ(parsed.types.at("capture_controller_capture_packets_captured_total"), "counter");
+  EXPECT_EQ(parsed.types.at("capture_controller_capture_bytes_on_disk"), "gauge");
+  // No counts until its tcpdump reports them: no sample, rather than a 0 that would drop later.
+  EXPECT_FALSE(parsed.samples.contains(
+      "capture_controller_capture_packets_captured_total{namespace=\"shop\",pod=\"db-0\"}"));
 }
 
 class CaptureDir : public ::testing::Test {
@@ -186,6 +225,8 @@ TEST_F(CaptureDir, CapturesJsonListsEachCapturesOwnFilesWithTheirSizes) {
       {{"path", dir_ + "/capture-web.pcap1"}, {"bytes", 24}},
   });
   EXPECT_EQ(web.at("filesOnDisk"), expected);
+  EXPECT_EQ(web.at("bytesOnDisk"), 1524) << "what is on disk now, not at the last resync";
+  EXPECT_EQ(web.at("counts"), nullptr) << "tcpdump has not reported yet";
 }
 
 TEST_F(CaptureDir, CapturesJsonListsTheFilesOldestFirstAsTcpdumpWroteThem) {
@@ -219,7 +260,12 @@ TEST_F(CaptureDir, CapturesTableShowsAShortSandboxIdAndFileSizes) {
   failing.pid = 0;
   failing.restarts = 2;
   failing.last_error = "tcpdump exited with status 1";
-  auto table = capturesTable(capturesJson({running("web"), failing}));
+  capture::CaptureStatus counted = running("web");
+  counted.counts = capture::TcpdumpCounts{.captured = 1234,
+                                          .received_by_filter = 1300,
+                                          .dropped_by_kernel = 66,
+                                          .dropped_by_interface = 0};
+  auto table = capturesTable(capturesJson({counted, failing}));
   ASSERT_TRUE(table.ok()) << table.status();
   std::istringstream lines(*table);
   std::string header, web, db, error;
@@ -228,7 +274,10 @@ TEST_F(CaptureDir, CapturesTableShowsAShortSandboxIdAndFileSizes) {
   std::getline(lines, db);
   std::getline(lines, error);
   EXPECT_THAT(header, AllOf(HasSubstr("POD"), HasSubstr("STATE"), HasSubstr("SANDBOX"),
-                            HasSubstr("NETNS"), HasSubstr("PID"), HasSubstr("FILES")));
+                            HasSubstr("NETNS"), HasSubstr("PID"), HasSubstr("PACKETS"),
+                            HasSubstr("DROPPED"), HasSubstr("FILES")));
+  EXPECT_EQ(header.find("PACKETS"), web.find(" 1234 ") + 1) << "captured, under PACKETS";
+  EXPECT_EQ(header.find("DROPPED"), web.find(" 66 ") + 1) << "dropped by the kernel, under it";
   EXPECT_THAT(web, AllOf(HasSubstr("default/web"), HasSubstr("Running"),
                          HasSubstr(" 4b5c0ffee1234 "), Not(HasSubstr("4b5c0ffee12345")),
                          HasSubstr("/var/run/netns/cni-1234"), HasSubstr("4321"),

@@ -115,6 +115,35 @@ TEST_F(CaptureWorkerTest, AnExitReportedFromTheLaunchersThreadIsRestarted) {
   EXPECT_EQ(worker->stats().failed, 1u);
 }
 
+TEST_F(CaptureWorkerTest, ResyncsAskTcpdumpForItsCountsAndTheyShowWithoutAReconcile) {
+  const k8s::Pod pod = makePod("uid-1", "default", "web", "2");
+  auto worker = startWithRunningCapture(pod);
+  const ProcessId id = *launcher_.runningFor("uid-1");
+  const auto asked_for_counts = [&] {
+    for (const auto& [to, signal] : launcher_.signals()) {
+      if (to == id && signal == SIGUSR1) return true;
+    }
+    return false;
+  };
+  std::thread reaper([&] {
+    launcher_.output(id, "tcpdump: listening on eth0, link-type EN10MB (Ethernet)\n", true);
+  });
+  reaper.join();
+  ASSERT_TRUE(waitUntil(asked_for_counts)) << "a resync (every 50 ms here) sends SIGUSR1";
+  std::thread answer([&] {
+    launcher_.output(id,
+                     "tcpdump: 7 packets captured, 9 packets received by filter, 0 packets "
+                     "dropped by kernel\n",
+                     true);
+  });
+  answer.join();
+  ASSERT_TRUE(waitUntil([&] {
+    const auto captures = worker->captures();
+    return captures.size() == 1 && captures[0].counts && captures[0].counts->captured == 7;
+  }));
+  EXPECT_EQ(worker->stats().packets.received_by_filter, 9u);
+}
+
 TEST_F(CaptureWorkerTest, ResyncNoticesAReplacedSandboxWithoutAnyPodEvent) {
   const k8s::Pod pod = makePod("uid-1", "default", "web", "2");
   auto worker = startWithRunningCapture(pod);
@@ -331,6 +360,7 @@ TEST(CaptureWorkerWithRealTcpdump, AnnotationStartsACaptureAndRemovingItDeletesT
   options.node_name = "node-1";
   options.capture_dir = dir.path();
   options.tcpdump = *tcpdump;
+  options.resync_period = 200ms;  // how often tcpdump is asked for its counts
   CaptureWorker worker(options, resolver, pods, events, **launcher);
   ASSERT_TRUE(worker.start().ok());
 
@@ -347,6 +377,16 @@ TEST(CaptureWorkerWithRealTcpdump, AnnotationStartsACaptureAndRemovingItDeletesT
         },
         20s))
         << "no packets captured";
+    // Its counts, asked for at each resync, grow while it runs; so does what its files hold.
+    const auto captured = [&]() -> uint64_t {
+      const auto captures = worker.captures();
+      return captures.size() == 1 && captures[0].counts ? captures[0].counts->captured : 0;
+    };
+    ASSERT_TRUE(waitUntil([&] { return captured() > 0; }, 20s)) << "no counts from tcpdump";
+    const uint64_t first = captured();
+    ASSERT_TRUE(waitUntil([&] { return captured() > first; }, 20s)) << "the counts stay";
+    EXPECT_GT(worker.captures()[0].bytes_on_disk, 24u);
+    EXPECT_EQ(worker.captures()[0].state, CaptureState::kRunning);
   }
   EXPECT_EQ((*launcher)->running(), 1u);
   const auto started = events.waitFor(kReasonStarted);
