@@ -166,8 +166,13 @@ absl::StatusOr<std::vector<std::string>> CaptureFiles::removeFilesOf(absl::strin
   return remove(*names);
 }
 
-absl::StatusOr<std::vector<std::string>> CaptureFiles::removeAllCaptureFiles() const {
-  auto names = allCaptureFiles();
+absl::StatusOr<std::vector<std::string>> CaptureFiles::removeAllCaptureFiles(
+    const std::set<std::string>& keep) const {
+  auto names = list([&keep](absl::string_view name) {
+    if (!isCaptureFileName(name)) return false;
+    return std::none_of(keep.begin(), keep.end(),
+                        [name](const std::string& base) { return isFileOfCapture(base, name); });
+  });
   if (!names.ok()) return names.status();
   return remove(*names);
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,8 +65,9 @@ class CaptureFiles {
   // Deletes the files and returns the names it deleted. A file that vanished meanwhile is not
   // an error; any other failure is, after trying every file.
   absl::StatusOr<std::vector<std::string>> removeFilesOf(absl::string_view base) const;
-  // Every file isCaptureFileName() matches.
-  absl::StatusOr<std::vector<std::string>> removeAllCaptureFiles() const;
+  // Every file isCaptureFileName() matches, but those of the captures in `keep` (file bases).
+  absl::StatusOr<std::vector<std::string>> removeAllCaptureFiles(
+      const std::set<std::string>& keep = {}) const;
 
  private:
   template <typename Match>

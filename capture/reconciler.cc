@@ -17,6 +17,14 @@ std::string displayName(const k8s::ObjectReference& pod) {
   return absl::StrCat(pod.namespace_, "/", pod.name);
 }
 
+// Why a bounded capture completes.
+std::string durationReached(const CaptureSpec& spec) {
+  return absl::StrCat("the duration of ", spec.duration->count(), "s was reached");
+}
+std::string packetsReached(const CaptureSpec& spec) {
+  return absl::StrCat("the packet count of ", *spec.packets, " was reached");
+}
+
 }  // namespace
 
 const char* toString(CaptureState state) {
@@ -68,7 +76,8 @@ Reconciler::Reconciler(CaptureOptions options, k8s::PodLister& pods, k8s::EventS
       events_(events),
       launcher_(launcher),
       clock_(clock),
-      files_(options_.capture_dir) {}
+      files_(options_.capture_dir),
+      saved_(options_.capture_dir) {}
 
 Reconciler::Desire Reconciler::desireOf(const std::string& pod_uid,
                                         const std::optional<k8s::Pod>& pod) const {
@@ -266,9 +275,7 @@ std::optional<base::Duration> Reconciler::ensureRunning(Record& record, const Ca
     if (record.spec.duration) {
       const base::TimePoint now = clock_.now();
       if (now >= record.ends_at) {
-        return completeCapture(
-            record,
-            absl::StrCat("the duration of ", record.spec.duration->count(), "s was reached"));
+        return completeCapture(record, durationReached(record.spec));
       }
       return std::chrono::ceil<base::Duration>(record.ends_at - now);
     }
@@ -400,16 +407,35 @@ std::optional<base::Duration> Reconciler::onResolveFailure(Record& record,
 }
 
 std::optional<base::Duration> Reconciler::launch(Record& record) {
-  if (record.files_stale) {  // a new capture begins
-    deleteFiles(record);
+  const base::TimePoint now = clock_.now();
+  if (record.files_stale || !record.began) {  // a new capture begins
+    if (record.files_stale) deleteFiles(record);
     record.files_stale = false;
     record.bytes_on_disk = 0;
     record.drops_reported = false;
+    record.began = clock_.wallNow();
+    record.packets_before = 0;
+    if (record.spec.duration) record.ends_at = now + *record.spec.duration;
+  } else if (record.counts) {
+    // The capture goes on after its tcpdump's exit (or the controller's restart): its bounds
+    // are the capture's, and may have been met meanwhile.
+    record.packets_before += record.counts->captured;
+    record.counts.reset();
+  }
+  if (record.spec.duration && now >= record.ends_at) {
+    return completeCapture(record, durationReached(record.spec));
+  }
+  CaptureSpec run = record.spec;
+  if (run.packets) {
+    if (record.packets_before >= *run.packets) {
+      return completeCapture(record, packetsReached(record.spec));
+    }
+    *run.packets -= record.packets_before;
   }
   const cri::SandboxInfo& sandbox = *record.sandbox;
   proc::LaunchSpec spec;
   spec.owner = record.pod.uid;
-  spec.argv = options_.tcpdump.argv(record.spec, files_.pathOf(record.file_base));
+  spec.argv = options_.tcpdump.argv(run, files_.pathOf(record.file_base));
   spec.netns_path = sandbox.netns_path;
   spec.sandbox_pid = sandbox.pid;
   spec.sandbox_id = sandbox.id;
@@ -423,16 +449,16 @@ std::optional<base::Duration> Reconciler::launch(Record& record) {
   record.process = launched->id;
   owners_[launched->id] = record.pod.uid;
   record.pid = launched->pid;
-  record.started_at = clock_.now();
-  if (record.spec.duration) record.ends_at = record.started_at + *record.spec.duration;
+  record.started_at = now;
   record.stats = TcpdumpStatsParser();
   record.counts.reset();
   record.netns_path = launched->netns_path;
   record.state = CaptureState::kRunning;
   record.last_error.clear();
   ++stats_.started;
+  save(record);
   std::optional<base::Duration> again;
-  if (record.spec.duration) again = *record.spec.duration;
+  if (record.spec.duration) again = std::chrono::ceil<base::Duration>(record.ends_at - now);
   switch (record.next_start) {
     case NextStart::kAnnounce:
       emit(record.pod, k8s::EventType::kNormal, kReasonStarted, describeCapture(record));
@@ -464,6 +490,7 @@ std::optional<base::Duration> Reconciler::completeCapture(Record& record, std::s
   record.state = CaptureState::kCompleted;
   record.completing.clear();
   measureFiles(record);
+  save(record, why);
   std::vector<std::string> kept;
   if (auto names = files_.filesOf(record.file_base); names.ok()) {
     for (const std::string& name : *names) kept.push_back(files_.pathOf(name));
@@ -483,6 +510,10 @@ std::string Reconciler::describeCounts(const Record& record) const {
                    c.dropped_by_kernel, " dropped by kernel");
   if (c.dropped_by_interface != 0) {
     absl::StrAppend(&text, ", ", c.dropped_by_interface, " dropped by interface");
+  }
+  if (record.packets_before > 0) {
+    absl::StrAppend(&text, " (and ", record.packets_before,
+                    " captured by the capture's earlier tcpdumps)");
   }
   absl::StrAppend(&text, ", ", record.bytes_on_disk, " bytes on disk");
   return text;
@@ -509,6 +540,8 @@ void Reconciler::takeCounts(Record& record, const TcpdumpCounts& counts) {
   stats_.packets.dropped_by_interface +=
       growth(counts.dropped_by_interface, before.dropped_by_interface);
   record.counts = counts;
+  // A packet bound goes on from the last count after a restart.
+  if (record.spec.packets && record.state != CaptureState::kCompleted) save(record);
   if (counts.dropped_by_kernel == 0 || record.drops_reported) return;
   record.drops_reported = true;
   emit(record.pod, k8s::EventType::kWarning, kReasonPacketsDropped,
@@ -628,8 +661,7 @@ std::optional<std::string> Reconciler::recordExit(const proc::ProcessExit& exit)
   if (record.state == CaptureState::kRunning && record.spec.packets && exit.start_error.empty() &&
       exit.status.signal == 0 && exit.status.exit_code == 0) {
     // tcpdump -c: it stopped by itself after that many packets.
-    completeCapture(record,
-                    absl::StrCat("the packet count of ", *record.spec.packets, " was reached"));
+    completeCapture(record, packetsReached(record.spec));
     return uid;
   }
   if (record.state == CaptureState::kStopping) {
@@ -712,6 +744,9 @@ std::optional<base::Duration> Reconciler::endCapture(Records::iterator it, const
 }
 
 std::string Reconciler::deleteFiles(const Record& record) {
+  if (absl::Status removed = saved_.remove(record.file_base); !removed.ok()) {
+    LOG(ERROR) << displayName(record.pod) << ": " << removed;
+  }
   auto removed = files_.removeFilesOf(record.file_base);
   if (!removed.ok()) {
     LOG(ERROR) << displayName(record.pod) << ": " << removed.status();
@@ -745,10 +780,27 @@ void Reconciler::emit(const k8s::ObjectReference& pod, k8s::EventType type, cons
 }
 
 absl::Status Reconciler::startFresh() {
-  auto removed = files_.removeAllCaptureFiles();
+  auto loaded = saved_.loadAll();
+  if (!loaded.ok()) return loaded.status();
+  std::set<std::string> kept;
+  for (const SavedCaptures::Loaded& entry : *loaded) {
+    if (entry.capture.ok() && resume(*entry.capture)) {
+      kept.insert(entry.capture->file_base);
+      continue;
+    }
+    if (!entry.capture.ok()) LOG(WARNING) << "start-up: " << entry.capture.status();
+    // ".<base>.state": the files of that base go below with every other one not kept.
+    const std::string_view name = entry.file_name;
+    const std::string base(name.substr(1, name.size() - 1 - std::string_view(".state").size()));
+    if (absl::Status removed = saved_.remove(base); !removed.ok()) {
+      LOG(WARNING) << "start-up: " << removed;  // not a file of ours: it stays, unread
+    }
+  }
+  auto removed = files_.removeAllCaptureFiles(kept);
   if (!removed.ok()) return removed.status();
   std::vector<std::pair<k8s::Pod, CaptureSpec>> wanted;
   for (k8s::Pod& pod : pods_.list()) {
+    if (records_.contains(pod.uid)) continue;  // resumed
     const Desire desire = desireOf(pod.uid, pod);
     if (desire.wanted) wanted.emplace_back(std::move(pod), desire.spec);
   }
@@ -762,14 +814,111 @@ absl::Status Reconciler::startFresh() {
     if (created.ok()) (*created)->second.spec = spec;
   }
   LOG(INFO) << "start-up: deleted " << removed->size() << " capture files left in " << files_.dir()
-            << (removed->empty() ? "" : ": ") << absl::StrJoin(*removed, ", ") << "; "
-            << records_.size() << " Pods want a capture";
+            << (removed->empty() ? "" : ": ") << absl::StrJoin(*removed, ", ") << "; kept those of "
+            << kept.size() << " captures that go on; " << records_.size() << " Pods want a capture";
   return absl::OkStatus();
+}
+
+bool Reconciler::resume(const SavedCapture& saved) {
+  const std::string name = absl::StrCat(saved.pod_namespace, "/", saved.pod_name);
+  const std::optional<k8s::Pod> pod = pods_.get(saved.pod_uid);
+  const Desire desire = desireOf(saved.pod_uid, pod);
+  std::string why_not;
+  if (!desire.wanted) {
+    why_not = desire.why_not;
+  } else if (desire.spec != saved.spec) {
+    why_not = absl::StrCat("the Pod wants another capture now (",
+                           desire.spec.differenceFrom(saved.spec), ")");
+  } else if (!saved.completed && !saved.spec.duration && !saved.spec.packets) {
+    why_not = "it has no bound: it starts afresh";
+  } else if (holderOf(saved.file_base) != nullptr) {
+    why_not = absl::StrCat(saved.file_base, " is another capture's now");
+  }
+  if (!why_not.empty()) {
+    LOG(INFO) << "start-up: the capture of " << name << " in " << saved.file_base
+              << " does not go on: " << why_not;
+    return false;
+  }
+  Record record;
+  record.pod = k8s::referenceTo(*pod);
+  record.backoff =
+      base::Backoff(options_.backoff_initial, options_.backoff_max, options_.backoff_jitter);
+  record.file_base = saved.file_base;
+  record.spec = saved.spec;
+  cri::SandboxInfo sandbox;
+  sandbox.id = saved.sandbox_id;
+  sandbox.netns_path = saved.netns_path;
+  record.sandbox = sandbox;
+  record.netns_path = saved.netns_path;
+  record.began = saved.began;
+  if (saved.completed) {
+    record.state = CaptureState::kCompleted;
+    record.counts = saved.counts;
+    measureFiles(record);
+    LOG(INFO) << "start-up: " << name << ": the capture stays Completed (" << saved.completed_reason
+              << "); its files are kept";
+  } else {
+    // Its sandbox is looked up before anything runs: a capture whose sandbox changed meanwhile is
+    // a new one, restarted as one.
+    record.binding_suspect = true;
+    record.packets_before = saved.packets_captured;
+    std::vector<std::string> left;
+    if (saved.spec.duration) {
+      const auto elapsed =
+          std::chrono::duration_cast<base::Duration>(clock_.wallNow() - saved.began);
+      const base::Duration remaining =
+          std::max(base::Duration(0),
+                   std::chrono::duration_cast<base::Duration>(*saved.spec.duration) - elapsed);
+      record.ends_at = clock_.now() + remaining;
+      left.push_back(absl::StrCat(std::chrono::ceil<std::chrono::seconds>(remaining).count(),
+                                  "s of its ", saved.spec.duration->count(), "s"));
+    }
+    if (saved.spec.packets) {
+      left.push_back(
+          absl::StrCat(*saved.spec.packets - std::min(*saved.spec.packets, saved.packets_captured),
+                       " of its ", *saved.spec.packets, " packets"));
+    }
+    record.next_start = NextStart::kAnnounceRestart;
+    record.restart_reason = absl::StrCat("the controller restarted; the capture goes on with ",
+                                         absl::StrJoin(left, " and "), " left, its files kept");
+    LOG(INFO) << "start-up: " << name << ": " << record.restart_reason;
+  }
+  records_.emplace(saved.pod_uid, std::move(record));
+  return true;
+}
+
+void Reconciler::save(const Record& record, std::string_view completed_reason) {
+  // An unbounded capture starts afresh after a restart: nothing to save.
+  if (!record.spec.duration && !record.spec.packets) return;
+  SavedCapture saved;
+  saved.pod_uid = record.pod.uid;
+  saved.pod_namespace = record.pod.namespace_;
+  saved.pod_name = record.pod.name;
+  saved.file_base = record.file_base;
+  saved.spec = record.spec;
+  saved.sandbox_id = record.sandbox ? record.sandbox->id : "";
+  saved.netns_path = record.netns_path;
+  saved.began = record.began.value_or(clock_.wallNow());
+  saved.completed = record.state == CaptureState::kCompleted;
+  saved.completed_reason = std::string(completed_reason);
+  saved.counts = record.counts;
+  saved.packets_captured = record.packets_before + (record.counts ? record.counts->captured : 0);
+  if (absl::Status written = saved_.save(saved); !written.ok()) {
+    // The capture runs on; a restart would start it afresh.
+    LOG(WARNING) << displayName(record.pod) << ": " << written;
+  }
 }
 
 int Reconciler::signalAll(int signal) {
   int sent = 0;
-  for (const auto& [process, uid] : owners_) sent += launcher_.signal(process, signal).ok();
+  for (const auto& [process, uid] : owners_) {
+    // Stopped, not done: a tcpdump -c that exits 0 on this SIGTERM has not met its bound, and
+    // its capture goes on after the restart (startFresh()).
+    if (auto it = records_.find(uid); it != records_.end()) {
+      it->second.state = CaptureState::kStopping;
+    }
+    sent += launcher_.signal(process, signal).ok();
+  }
   return sent;
 }
 

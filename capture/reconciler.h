@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "capture/annotation.h"
 #include "capture/capture_files.h"
+#include "capture/saved_capture.h"
 #include "capture/tcpdump.h"
 #include "capture/tcpdump_stats.h"
 #include "cri/sandbox_resolver.h"
@@ -112,8 +113,10 @@ struct CaptureStats {
 // only numbers in it differ (pids, counters, sandbox IDs: see sameFailure()). File names and name
 // collisions: see capture_files.h. A stop deletes the capture's files, and so does a restart for
 // a new sandbox, N or UID (the files would mix two captures); a restart after tcpdump's own exit
-// keeps them (tcpdump rewrites them in turn). A controller's start deletes every capture file it
-// finds (startFresh()).
+// keeps them (tcpdump rewrites them in turn), and goes on with the capture's bounds: its time
+// and packets are the capture's, not each tcpdump's. A controller's start keeps the files of a
+// Completed capture and goes on with a bounded one, and deletes every other capture file it
+// finds (startFresh(), from each capture's SavedCapture).
 //
 // It never waits and never does I/O other than the capture files and fork/exec:
 //  - Stopping is a signal: SIGTERM, the record turns Stopping, and reconcile() asks to be called
@@ -162,11 +165,13 @@ class Reconciler {
   // Captures waiting for a sandbox that now has one READY are returned too.
   std::vector<std::string> checkBindings(const cri::SandboxSnapshot& snapshot);
 
-  // At start-up, before any capture runs: deletes every capture file in the directory (what
-  // an earlier run left: no tcpdump of ours writes them any more, and a restarted controller
-  // container starts without them anyway), then takes a record for every Pod that wants a
-  // capture, oldest first, so that of two same-named Pods the older one gets the plain file
-  // name whatever order their reconciles run in. Their captures start afresh.
+  // At start-up, before any capture runs. The captures an earlier run saved (SavedCapture) whose
+  // Pod still wants the same capture (same UID, spec) go on: a Completed one keeps its files and
+  // state and is not started again; a bounded one keeps its files and starts again with the time
+  // and packets it has left (or completes, if its time ran out meanwhile). Every other capture
+  // file is deleted: no tcpdump of ours writes it any more. Then a record for every other Pod
+  // that wants a capture, oldest first, so that of two same-named Pods the older one gets the
+  // plain file name whatever order their reconciles run in; those start afresh.
   absl::Status startFresh();
 
   // At shutdown: sends `signal` to every tcpdump; returns how many it sent it to. Their exits
@@ -214,8 +219,12 @@ class Reconciler {
     // Why the capture completes, once a bound was reached: tcpdump's exit then completes it
     // (files kept, CaptureCompleted) instead of ending it.
     std::string completing;
-    base::TimePoint ends_at;   // with a duration: when the running tcpdump is to be stopped
-    TcpdumpStatsParser stats;  // the running tcpdump's stderr
+    // When the capture began (its first tcpdump, not a restart's); unset until it starts, and
+    // again when a restart makes it a new capture.
+    std::optional<base::WallTime> began;
+    base::TimePoint ends_at;      // with a duration: when the capture is to be stopped
+    uint64_t packets_before = 0;  // written by the capture's earlier tcpdumps (packet bound)
+    TcpdumpStatsParser stats;     // the running tcpdump's stderr
     std::optional<TcpdumpCounts> counts;
     uint64_t bytes_on_disk = 0;
     bool drops_reported = false;    // the capture's first kernel drops were told (once)
@@ -255,6 +264,10 @@ class Reconciler {
   // A report from tcpdump: adds its growth to the totals; Warns of the capture's first drops.
   void takeCounts(Record& record, const TcpdumpCounts& counts);
   void measureFiles(Record& record);
+  // Writes what startFresh() needs to go on with the capture after a restart.
+  void save(const Record& record, std::string_view completed_reason = {});
+  // A capture an earlier run saved, if the Pod still wants exactly it.
+  bool resume(const SavedCapture& saved);
   // The look-up's answer when it came; otherwise asks for one (nullopt: wait for it).
   std::optional<absl::StatusOr<cri::SandboxInfo>> lookUp(Record& record);
   // tcpdump exited by itself: with its sandbox (a sandbox change), or a failure of its own.
@@ -284,6 +297,7 @@ class Reconciler {
   proc::ProcessLauncher& launcher_;
   const base::Clock& clock_;
   const CaptureFiles files_;
+  const SavedCaptures saved_;
 
   Records records_;                                // by Pod UID
   std::map<proc::ProcessId, std::string> owners_;  // live tcpdump -> its record's Pod UID

@@ -49,8 +49,9 @@ class CaptureWorker : public k8s::PodEventHandler {
                 const base::Clock& clock = defaultClock());
   ~CaptureWorker() override;  // stop()
 
-  // Deletes every capture file in the directory and takes the Pods of the cache that want a
-  // capture (capture::Reconciler::startFresh), queues those and starts the worker. Every Pod of
+  // Takes back the Completed and bounded captures an earlier run saved, deletes every other
+  // capture file in the directory and takes the Pods of the cache that want a capture
+  // (capture::Reconciler::startFresh), queues those and starts the worker. Every Pod of
   // the cache, those included, is queued anyway by the informer's onAdd calls for its first
   // list, whether they come before start() or after. Fails when the capture directory cannot be
   // listed.

@@ -362,14 +362,20 @@ class FakeClock : public Clock {
     std::lock_guard<std::mutex> lock(mu_);
     return now_;
   }
+  // Moves with now(): 2026-11-22T10:00:00Z when now() is its start.
+  base::WallTime wallNow() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return base::WallTime(std::chrono::seconds(1'795'341'600)) + (now_ - kStart);
+  }
   void advance(Duration d) {
     std::lock_guard<std::mutex> lock(mu_);
     now_ += d;
   }
 
  private:
+  static constexpr TimePoint kStart = TimePoint{} + std::chrono::hours(1);
   mutable std::mutex mu_;
-  TimePoint now_ = TimePoint{} + std::chrono::hours(1);
+  TimePoint now_ = kStart;
 };
 
 // A capture directory for a test, removed with everything in it.
@@ -379,7 +385,15 @@ class TempDir : public testsupport::TempDir {
   void touch(const std::string& name, const std::string& content = "x") const {
     std::ofstream(file(name)) << content;
   }
+  // What `ls` shows: not the hidden files a capture is saved in (capture/saved_capture.h).
   std::set<std::string> names() const {
+    std::set<std::string> out;
+    for (const std::string& name : allNames()) {
+      if (!name.starts_with(".")) out.insert(name);
+    }
+    return out;
+  }
+  std::set<std::string> allNames() const {
     std::set<std::string> out;
     for (const auto& entry : std::filesystem::directory_iterator(path())) {
       out.insert(entry.path().filename().string());

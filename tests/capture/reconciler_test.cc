@@ -3,7 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <memory>
 #include <set>
 
@@ -963,7 +966,7 @@ TEST_F(ReconcilerTest, APacketCountReachedCompletesTheCaptureAndKeepsItsFiles) {
   // The annotation removed: the files go, as for any capture.
   pods_.set(makePod("uid-1", "default", "web", std::nullopt));
   reconcile("uid-1");
-  EXPECT_THAT(dir_.names(), IsEmpty());
+  EXPECT_THAT(dir_.allNames(), IsEmpty()) << "its saved state goes with its files";
   ASSERT_THAT(events_.withReason(kReasonStopped), SizeIs(1));
   EXPECT_THAT(events_.withReason(kReasonStopped)[0].message, HasSubstr("20 packets captured"));
   EXPECT_THAT(reconciler_->trackedPods(), IsEmpty());
@@ -1125,6 +1128,165 @@ TEST_F(ReconcilerCountsTest, TheFirstKernelDropsOfACaptureGetOneWarning) {
   const ProcessId next = *launcher_.runningFor("uid-1");
   ASSERT_TRUE(output(next, std::string(kBanner) + summary(10, 12, 2)));
   EXPECT_THAT(events_.withReason(kReasonPacketsDropped), SizeIs(2));
+}
+
+// A controller restart: a new Reconciler on the same directory, Pods, runtime and clock.
+class ReconcilerRestartTest : public ReconcilerTest {
+ protected:
+  void restartController() {
+    // Its tcpdumps die with it (PR_SET_PDEATHSIG); nobody is left to hear of it.
+    for (const auto& [id, spec] : launcher_.running())
+      launcher_.exit(id, ExitStatus{-1, SIGKILL}, "");
+    remake();
+    ASSERT_TRUE(reconciler_->startFresh().ok());
+  }
+  std::vector<std::string> argvOfStart(size_t i) const { return launcher_.starts().at(i).argv; }
+  static std::string valueAfter(const std::vector<std::string>& argv, const std::string& flag) {
+    auto it = std::find(argv.begin(), argv.end(), flag);
+    return it == argv.end() || it + 1 == argv.end() ? "" : *(it + 1);
+  }
+};
+
+TEST_F(ReconcilerRestartTest, ACompletedCaptureKeepsItsFilesAndStateAndIsNotStartedAgain) {
+  startWebWith({{kPacketsAnnotation, "20"}});
+  dir_.touch("capture-web.pcap0", std::string(100, 'x'));
+  exitOf(1, ExitStatus{0, 0},
+         "20 packets captured\n23 packets received by filter\n0 packets dropped by kernel\n");
+  ASSERT_EQ(reconciler_->captures()[0].state, CaptureState::kCompleted);
+  dir_.touch("capture-gone.pcap0");  // a capture whose Pod is gone
+
+  restartController();
+  EXPECT_THAT(dir_.names(), ElementsAre("capture-web.pcap0"));
+  ASSERT_THAT(reconciler_->captures(), SizeIs(1));
+  const CaptureStatus status = reconciler_->captures()[0];
+  EXPECT_EQ(status.state, CaptureState::kCompleted);
+  EXPECT_EQ(status.counts, (TcpdumpCounts{.captured = 20, .received_by_filter = 23}));
+  EXPECT_EQ(status.bytes_on_disk, 100u);
+  EXPECT_EQ(status.sandbox_id, "s1");
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_THAT(launcher_.starts(), SizeIs(1)) << "done is done";
+  EXPECT_THAT(events_.withReason(kReasonCompleted), SizeIs(1)) << "nothing new to tell";
+
+  // Removing the annotation still deletes everything.
+  pods_.set(makePod("uid-1", "default", "web", std::nullopt));
+  reconcile("uid-1");
+  EXPECT_THAT(dir_.allNames(), IsEmpty());
+  ASSERT_THAT(events_.withReason(kReasonStopped), SizeIs(1));
+  EXPECT_THAT(events_.withReason(kReasonStopped)[0].message,
+              HasSubstr("deleted " + path("capture-web.pcap0")));
+}
+
+TEST_F(ReconcilerRestartTest, ABoundedCaptureGoesOnWithTheTimeItHasLeftAndKeepsItsFiles) {
+  startWebWith({{kDurationAnnotation, "90s"}});
+  dir_.touch("capture-web.pcap0");
+  clock_.advance(30s);
+  // The controller dies (its tcpdump with it: PR_SET_PDEATHSIG) and comes back.
+  restartController();
+  EXPECT_THAT(dir_.names(), ElementsAre("capture-web.pcap0"));
+  EXPECT_EQ(reconciler_->captures()[0].state, CaptureState::kPending);
+  EXPECT_THAT(reconcile("uid-1"), Optional(60s)) << "the time left, not the whole duration";
+  ASSERT_THAT(launcher_.starts(), SizeIs(2));
+  EXPECT_THAT(dir_.names(), ElementsAre("capture-web.pcap0")) << "the same capture goes on";
+  ASSERT_THAT(events_.withReason(kReasonRestarted), SizeIs(1));
+  EXPECT_THAT(events_.withReason(kReasonRestarted)[0].message,
+              AllOf(HasSubstr("the controller restarted"), HasSubstr("60s of its 90s left"),
+                    HasSubstr("files kept")));
+
+  // A second restart, 50 s later: 10 s left.
+  clock_.advance(50s);
+  restartController();
+  EXPECT_THAT(reconcile("uid-1"), Optional(10s));
+  clock_.advance(10s);
+  reconcile("uid-1");  // SIGTERM; its exit completes the capture
+  EXPECT_EQ(reconciler_->captures()[0].state, CaptureState::kCompleted);
+  ASSERT_THAT(events_.withReason(kReasonCompleted), SizeIs(1));
+  EXPECT_THAT(events_.withReason(kReasonCompleted)[0].message,
+              HasSubstr("the duration of 90s was reached"));
+}
+
+TEST_F(ReconcilerRestartTest, AShutdownIsNoCompletionAndTheCaptureGoesOnAfterIt) {
+  startWebWith({{kPacketsAnnotation, "100"}});
+  // SIGTERM at shutdown: tcpdump -c exits 0 with its counts, as it does when its bound is met.
+  reconciler_->signalAll(SIGTERM);
+  for (ProcessExit exit : launcher_.takeExits()) {
+    exit.stderr_tail =
+        "30 packets captured\n30 packets received by filter\n0 packets dropped by kernel\n";
+    reconciler_->recordExit(exit);
+  }
+  EXPECT_THAT(events_.withReason(kReasonCompleted), IsEmpty());
+  restartController();
+  reconcile("uid-1");
+  ASSERT_THAT(launcher_.starts(), SizeIs(2));
+  EXPECT_EQ(valueAfter(argvOfStart(1), "-c"), "70");
+}
+
+TEST_F(ReconcilerRestartTest, ADurationThatEndedWhileTheControllerWasDownCompletesAtOnce) {
+  startWebWith({{kDurationAnnotation, "90s"}});
+  dir_.touch("capture-web.pcap0");
+  clock_.advance(2min);
+  restartController();
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_THAT(launcher_.starts(), SizeIs(1)) << "no tcpdump for no time left";
+  EXPECT_EQ(reconciler_->captures()[0].state, CaptureState::kCompleted);
+  EXPECT_THAT(dir_.names(), ElementsAre("capture-web.pcap0"));
+  ASSERT_THAT(events_.withReason(kReasonCompleted), SizeIs(1));
+  EXPECT_THAT(events_.withReason(kReasonCompleted)[0].message,
+              HasSubstr("the duration of 90s was reached"));
+}
+
+TEST_F(ReconcilerRestartTest, APacketBoundGoesOnWithThePacketsLeft) {
+  startWebWith({{kPacketsAnnotation, "100"}});
+  EXPECT_EQ(valueAfter(argvOfStart(0), "-c"), "100");
+  reconciler_->recordOutput(launcher_.output(
+      1,
+      "tcpdump: listening on eth0, link-type EN10MB (Ethernet), snapshot length 262144 bytes\n"
+      "tcpdump: 40 packets captured, 40 packets received by filter, 0 packets dropped by "
+      "kernel\n"));
+  restartController();
+  reconcile("uid-1");
+  ASSERT_THAT(launcher_.starts(), SizeIs(2));
+  EXPECT_EQ(valueAfter(argvOfStart(1), "-c"), "60");
+  EXPECT_THAT(events_.withReason(kReasonRestarted)[0].message, HasSubstr("60 of its 100 packets"));
+
+  // The same within one controller: a tcpdump that dies goes on with the packets left.
+  const ProcessId second = *launcher_.runningFor("uid-1");
+  exitOf(second, ExitStatus{1, 0},
+         "10 packets captured\n10 packets received by filter\n0 packets dropped by kernel\n");
+  clock_.advance(2s);
+  reconcile("uid-1");
+  ASSERT_THAT(launcher_.starts(), SizeIs(3));
+  EXPECT_EQ(valueAfter(argvOfStart(2), "-c"), "50");
+}
+
+TEST_F(ReconcilerRestartTest, ACaptureWhosePodChangedOrHasNoBoundStartsAfresh) {
+  startWebWith({{kDurationAnnotation, "90s"}});
+  startWeb(3, "uid-2", "default", "db", "s2");  // unbounded
+  dir_.touch("capture-web.pcap0");
+  dir_.touch("capture-db.pcap0");
+  k8s::Pod web = makePod("uid-1", "default", "web", "2");
+  web.annotations[kDurationAnnotation] = "5m";  // changed while the controller was down
+  pods_.set(web);
+  restartController();
+  EXPECT_THAT(dir_.allNames(), IsEmpty());
+  EXPECT_THAT(reconciler_->trackedPods(), UnorderedElementsAre("uid-1", "uid-2"));
+  reconcile("uid-1");
+  reconcile("uid-2");
+  EXPECT_THAT(launcher_.starts(), SizeIs(4));
+  EXPECT_THAT(events_.withReason(kReasonRestarted), IsEmpty()) << "new captures, told as such";
+}
+
+TEST_F(ReconcilerRestartTest, UnreadableSavedCapturesAreSkippedAndTheStartGoesOn) {
+  startWebWith({{kDurationAnnotation, "90s"}});
+  dir_.touch(".capture-db.pcap.state", "{not json");
+  ASSERT_EQ(::mkdir(dir_.file(".capture-dir.pcap.state").c_str(), 0700), 0);
+  ASSERT_EQ(::mkfifo(dir_.file(".capture-fifo.pcap.state").c_str(), 0600), 0);
+  ASSERT_EQ(::symlink("/etc/passwd", dir_.file(".capture-link.pcap.state").c_str()), 0);
+  restartController();
+  EXPECT_THAT(reconciler_->trackedPods(), ElementsAre("uid-1")) << "the readable one goes on";
+  EXPECT_THAT(dir_.allNames(),
+              UnorderedElementsAre(".capture-web.pcap.state", ".capture-dir.pcap.state"))
+      << "the unreadable ones deleted, but for the directory, which is not ours to remove";
+  EXPECT_TRUE(std::filesystem::exists("/etc/passwd"));
 }
 
 }  // namespace
