@@ -34,7 +34,8 @@ std::string binaryUnderTest() {
 }
 
 absl::StatusOr<std::unique_ptr<ControllerProcess>> ControllerProcess::start(
-    const std::vector<std::string>& args, const std::string& log_path) {
+    const std::vector<std::string>& args, const std::string& log_path,
+    const std::string& stdout_path) {
   std::vector<std::string> argv = {binaryUnderTest()};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> raw_argv;
@@ -45,10 +46,20 @@ absl::StatusOr<std::unique_ptr<ControllerProcess>> ControllerProcess::start(
 
   const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log < 0) return absl::InternalError("open " + log_path + ": " + std::strerror(errno));
+  int out = log;
+  if (!stdout_path.empty()) {
+    out = ::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) {
+      const std::string error = std::strerror(errno);
+      ::close(log);
+      return absl::InternalError("open " + stdout_path + ": " + error);
+    }
+  }
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
     ::close(log);
+    if (out != log) ::close(out);
     return absl::InternalError(std::string("fork: ") + std::strerror(errno));
   }
   if (pid == 0) {
@@ -60,12 +71,13 @@ absl::StatusOr<std::unique_ptr<ControllerProcess>> ControllerProcess::start(
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // dup2 drops CLOEXEC on 0
     ::dup2(null, STDIN_FILENO);
-    ::dup2(log, STDOUT_FILENO);
+    ::dup2(out, STDOUT_FILENO);
     ::dup2(log, STDERR_FILENO);
     ::execve(raw_argv[0], raw_argv.data(), env);
     ::_exit(127);
   }
   ::close(log);
+  if (out != log) ::close(out);
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) {
     const std::string error = std::strerror(errno);
@@ -261,6 +273,33 @@ absl::StatusOr<size_t> countPcapRecords(const std::string& path) {
   while (::pcap_next_ex(pcap, &header, &data) == 1) ++records;
   ::pcap_close(pcap);
   return records;
+}
+
+absl::StatusOr<PcapContents> readPcapRecords(const std::string& path) {
+  char error[PCAP_ERRBUF_SIZE] = {};
+  pcap_t* pcap = ::pcap_open_offline(path.c_str(), error);
+  if (pcap == nullptr) return absl::NotFoundError(path + ": " + error);
+  PcapContents contents;
+  contents.link_type = ::pcap_datalink(pcap);
+  contents.snaplen = ::pcap_snapshot(pcap);
+  pcap_pkthdr* header = nullptr;
+  const u_char* data = nullptr;
+  int result = 0;
+  while ((result = ::pcap_next_ex(pcap, &header, &data)) == 1) {
+    contents.records.push_back(PcapRecord{
+        .ts_sec = static_cast<uint32_t>(header->ts.tv_sec),
+        .ts_usec = static_cast<uint32_t>(header->ts.tv_usec),
+        .length = header->len,
+        .data = std::string(reinterpret_cast<const char*>(data), header->caplen),
+    });
+  }
+  const std::string why = result == PCAP_ERROR ? ::pcap_geterr(pcap) : "";
+  ::pcap_close(pcap);
+  if (result != PCAP_ERROR_BREAK) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": libpcap stopped after ", contents.records.size(), " records: ", why));
+  }
+  return contents;
 }
 
 bool hasPacketRecord(const std::string& path) {

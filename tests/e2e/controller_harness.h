@@ -42,10 +42,13 @@ std::string binaryUnderTest();
 
 // The capture-controller binary as a child process, its stdout and stderr in a log file. It
 // dies with the test process (PR_SET_PDEATHSIG), and the destructor SIGKILLs and reaps it.
+// With `stdout_path`, stdout goes to that file instead (truncated first) and only stderr to the
+// log: for a subcommand whose output is data, as follow's pcap stream.
 class ControllerProcess {
  public:
   static absl::StatusOr<std::unique_ptr<ControllerProcess>> start(
-      const std::vector<std::string>& args, const std::string& log_path);
+      const std::vector<std::string>& args, const std::string& log_path,
+      const std::string& stdout_path = "");
   ~ControllerProcess();
   ControllerProcess(const ControllerProcess&) = delete;
   ControllerProcess& operator=(const ControllerProcess&) = delete;
@@ -128,6 +131,21 @@ struct Packet {
 absl::StatusOr<std::vector<Packet>> readPcap(const std::string& path);
 // Every record of a pcap file, IPv4 or not.
 absl::StatusOr<size_t> countPcapRecords(const std::string& path);
+// A pcap file or stream as libpcap reads it: its global header's fields and every record, read
+// to the end of the file. An error when libpcap cannot open it or stops on a record (a truncated
+// or garbled one): a stream that ends cleanly is one global header and whole records.
+struct PcapRecord {
+  uint32_t ts_sec = 0;
+  uint32_t ts_usec = 0;  // libpcap's default precision, whatever the file's
+  uint32_t length = 0;   // on the wire
+  std::string data;      // caplen bytes
+};
+struct PcapContents {
+  int link_type = 0;  // DLT_EN10MB, ...
+  int snaplen = 0;
+  std::vector<PcapRecord> records;
+};
+absl::StatusOr<PcapContents> readPcapRecords(const std::string& path);
 // The file exists and holds at least one packet record after the 24-byte pcap header.
 bool hasPacketRecord(const std::string& path);
 

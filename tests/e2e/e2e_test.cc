@@ -5,13 +5,17 @@
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <net/ethernet.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -23,6 +27,7 @@
 #include "tests/e2e/controller_harness.h"
 #include "tests/fakeapi/test_certs.h"
 #include "tests/lab/command.h"
+#include "tests/lab/icmp.h"
 #include "tests/lab/lab_environment.h"
 #include "tests/support/e2e_guard.h"
 #include "tests/support/files.h"
@@ -192,6 +197,11 @@ class ControllerE2E : public ::testing::Test {
           if (!sandbox_id.empty() && capture->value("sandboxId", "") != sandbox_id) return false;
           const pid_t running = capture->value("pid", 0);
           if (running == not_pid || !processLives(running)) return false;
+          // The launcher reports the child before its exec (and so before its setns): until it
+          // is tcpdump, it may still be in the controller's netns.
+          if (testsupport::readFile("/proc/" + std::to_string(running) + "/comm") != "tcpdump\n") {
+            return false;
+          }
           pid = running;
           return true;
         },
@@ -719,6 +729,55 @@ TEST_F(ControllerE2E, APacketCountEndsWithExactlyThatManyPacketsAndKeepsTheFiles
   EXPECT_THAT(filesStartingWith("capture-web"), IsEmpty());
 }
 
+TEST_F(ControllerE2E, CountsGrowWhileTrafficFlowsAndMatchTheFilesAtCompletion) {
+  startController();  // --resync-period=1s: tcpdump is asked for its counts every second
+  const TestPod web = runPod("default", "web");  // pinged every 50 ms: about 40 packets a second
+  api().setAnnotation("default", "web", "tcpdump.antrea.io/packets", "200");
+  annotate(web, "2");
+  // While it runs: counts from tcpdump's SIGUSR1 reports, growing.
+  std::vector<int64_t> seen;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        const std::optional<nlohmann::json> capture = captureOf(web);
+        if (!capture || capture->value("state", "") != "Running") return false;
+        const nlohmann::json counts = capture->value("counts", nlohmann::json());
+        if (counts.is_null()) return false;
+        const int64_t captured = counts.value("captured", int64_t{0});
+        if (captured > 0 && (seen.empty() || captured > seen.back())) seen.push_back(captured);
+        return seen.size() >= 2;
+      },
+      kDeadline))
+      << "no growing counts while the capture ran; seen: " << seen.size();
+  EXPECT_LT(seen.back(), 200);
+
+  // At completion: tcpdump's final report, the files and /metrics agree.
+  ASSERT_TRUE(waitForEvent(web, "CaptureCompleted"));
+  size_t records = 0;
+  uint64_t bytes = 0;
+  for (const std::string& name : filesStartingWith("capture-web.pcap")) {
+    auto counted = countPcapRecords(file(name));
+    ASSERT_TRUE(counted.ok()) << counted.status();
+    records += *counted;
+    bytes += std::filesystem::file_size(file(name));
+  }
+  EXPECT_EQ(records, 200u);
+  const std::optional<nlohmann::json> capture = captureOf(web);
+  ASSERT_TRUE(capture.has_value());
+  EXPECT_EQ(capture->value("state", ""), "Completed");
+  EXPECT_EQ(capture->at("counts").value("captured", 0), 200);
+  EXPECT_GE(capture->at("counts").value("receivedByFilter", 0), 200);
+  EXPECT_EQ(capture->value("bytesOnDisk", uint64_t{0}), bytes);
+  EXPECT_THAT(api_->events(web.uid, "CaptureCompleted")[0].value("message", ""),
+              AllOf(HasSubstr("200 packets captured"),
+                    HasSubstr(std::to_string(bytes) + " bytes on disk")));
+  auto metrics = httpGet(port_, "/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_THAT(metrics->body,
+              AllOf(HasSubstr("capture_controller_capture_packets_captured_total{namespace="
+                              "\"default\",pod=\"web\"} 200\n"),
+                    HasSubstr("capture_controller_packets_captured_total 200\n")));
+}
+
 TEST_F(ControllerE2E, ADurationEndsTheCaptureOnTimeAndKeepsTheFiles) {
   startController();
   const TestPod web = runPod("default", "web");
@@ -734,6 +793,208 @@ TEST_F(ControllerE2E, ADurationEndsTheCaptureOnTimeAndKeepsTheFiles) {
               HasSubstr("the duration of 3s was reached"));
   EXPECT_THAT(filesStartingWith("capture-web.pcap"), ElementsAre("capture-web.pcap"));
   EXPECT_GT(readPcap(file("capture-web.pcap")).value_or(std::vector<Packet>{}).size(), 10u);
+}
+
+// ---- follow: the live stream of a capture's rotating files ----
+
+// Sends UDP datagrams of kPayloadBytes from the host to ip:kPort until destroyed, numbered 0, 1,
+// 2, ... in their first bytes (kMagic, then the number, little-endian), in bursts of kBurst every
+// few milliseconds: about 3,000 a second, 3.7 MB, which the veth's backlog and tcpdump keep up
+// with on a busy 2-core machine. A number goes out once: a failed sendto() is tried again.
+class SequencedUdpSender {
+ public:
+  static constexpr uint16_t kPort = 9000;
+  static constexpr size_t kPayloadBytes = 1200;
+  static constexpr char kMagic[8] = {'f', 'o', 'l', 'l', 'o', 'w', '#', '#'};
+
+  explicit SequencedUdpSender(const std::string& ip) {
+    thread_ = std::thread([this, ip] {
+      constexpr int kBurst = 16;
+      const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      sockaddr_in to{};
+      to.sin_family = AF_INET;
+      to.sin_port = htons(kPort);
+      ::inet_pton(AF_INET, ip.c_str(), &to.sin_addr);
+      std::string payload(kPayloadBytes, 'x');
+      std::memcpy(payload.data(), kMagic, sizeof kMagic);
+      while (!done_) {
+        for (int i = 0; i < kBurst && !done_; ++i) {
+          const uint64_t number = sent_.load();
+          for (size_t byte = 0; byte < 8; ++byte) {
+            payload[sizeof kMagic + byte] = static_cast<char>(number >> (8 * byte));
+          }
+          if (::sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&to),
+                       sizeof to) == static_cast<ssize_t>(payload.size())) {
+            ++sent_;
+          }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));  // pacing, not a wait
+      }
+      ::close(fd);
+    });
+  }
+  ~SequencedUdpSender() {
+    done_ = true;
+    thread_.join();
+  }
+  uint64_t sent() const { return sent_.load(); }
+
+  // The number a captured frame (Ethernet, IPv4, UDP to kPort) carries; nullopt for any other.
+  static std::optional<uint64_t> numberOf(const std::string& frame) {
+    if (frame.size() < sizeof(ether_header) + sizeof(iphdr)) return std::nullopt;
+    const auto* ethernet = reinterpret_cast<const ether_header*>(frame.data());
+    if (ntohs(ethernet->ether_type) != ETHERTYPE_IP) return std::nullopt;
+    const auto* ip = reinterpret_cast<const iphdr*>(frame.data() + sizeof(ether_header));
+    const size_t udp_at = sizeof(ether_header) + ip->ihl * 4u;
+    if (ip->protocol != IPPROTO_UDP || frame.size() < udp_at + sizeof(udphdr)) return std::nullopt;
+    const auto* udp = reinterpret_cast<const udphdr*>(frame.data() + udp_at);
+    const size_t payload_at = udp_at + sizeof(udphdr);
+    if (ntohs(udp->dest) != kPort || frame.size() != payload_at + kPayloadBytes ||
+        std::memcmp(frame.data() + payload_at, kMagic, sizeof kMagic) != 0) {
+      return std::nullopt;
+    }
+    uint64_t number = 0;
+    for (size_t byte = 0; byte < 8; ++byte) {
+      number |= uint64_t{static_cast<unsigned char>(frame[payload_at + sizeof kMagic + byte])}
+                << (8 * byte);
+    }
+    return number;
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::atomic<uint64_t> sent_{0};
+  std::thread thread_;
+};
+
+// follow/README.md: one global header, then every record of the file tcpdump writes when follow
+// starts, from its beginning, then each next file's, across rotations and wrap-arounds. Started
+// before the first packet, the stream must hold every packet tcpdump wrote, in order, and end
+// with the files as tcpdump left them.
+TEST_F(ControllerE2E, FollowStreamsTheCaptureAcrossRotations) {
+  // 3,000 frames of 1,242 bytes (1,258 with their record headers): 795 to a file of -C 1M, so
+  // tcpdump writes files 0, 1, 0 again (the wrap-around) and 1 again, 3.8 MB in all, then exits
+  // (-c 3000); the capture is Completed, its files kept, and follow ends.
+  constexpr size_t kPackets = 3000;
+  constexpr int kFiles = 2;
+  constexpr size_t kFileBytes = 1'000'000;  // -C 1M
+  startController();
+  const TestPod web = runPod("default", "web", false, /*ping=*/false);
+  ASSERT_FALSE(HasFailure());
+  api().setAnnotation("default", "web", "tcpdump.antrea.io/filter",
+                      "udp dst port " + std::to_string(SequencedUdpSender::kPort));
+  api().setAnnotation("default", "web", "tcpdump.antrea.io/packets", std::to_string(kPackets));
+  annotate(web, std::to_string(kFiles));
+  ASSERT_NE(waitForRunningCapture(web), 0);
+  const std::string base = captureOf(web).value_or(nlohmann::json{}).value("filePath", "");
+  ASSERT_EQ(base, file("capture-web.pcap"));
+
+  // --v=1: it logs each file it begins.
+  const std::string stream = dir_ + "/follow.pcap";
+  auto follow = ControllerProcess::start(
+      {"follow", "default/web", "--http-address=127.0.0.1:" + std::to_string(port_), "--v=1"},
+      dir_ + "/follow.log", stream);
+  ASSERT_TRUE(follow.ok()) << follow.status();
+  ControllerProcess& follower = **follow;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        return follower.log().find("following " + base + "0 (") != std::string::npos ||
+               !follower.running();
+      },
+      kDeadline));
+  ASSERT_TRUE(follower.running()) << "follow exited early:\n" << follower.log();
+  ASSERT_THAT(follower.log(), HasSubstr("following " + base + "0 ("))
+      << "follow did not begin the first file";
+
+  // The stream's size before the controller reported the capture Completed: what follow wrote
+  // while it could not know that tcpdump was done, live.
+  uintmax_t streamed_live = 0;
+  const auto sending = Clock::now();
+  {
+    ASSERT_TRUE(lab::pingOnce(web.sandbox.ip).ok());  // its neighbour entry, before the burst
+    SequencedUdpSender sender(web.sandbox.ip);
+    ASSERT_TRUE(waitUntil(
+        [&] {
+          std::error_code error;
+          const uintmax_t size = std::filesystem::file_size(stream, error);
+          if (captureField(web, "state") == "Completed") return true;
+          if (!error) streamed_live = std::max(streamed_live, size);
+          return false;
+        },
+        kDeadline))
+        << sender.sent()
+        << " datagrams sent; capture: " << captureOf(web).value_or(nlohmann::json()).dump();
+    std::cerr << "[ info ] " << sender.sent() << " datagrams sent in "
+              << std::chrono::duration_cast<milliseconds>(Clock::now() - sending).count()
+              << " ms until tcpdump had " << kPackets << "\n";
+  }
+  EXPECT_GT(streamed_live, kFileBytes) << "follow did not stream across a rotation live";
+  // The capture is Completed: follow writes out what is on disk and exits 0 once it sees that
+  // in /captures (every 2 s).
+  const std::optional<int> code = follower.waitForExit(kDeadline);
+  const std::string follow_log = follower.log();
+  ASSERT_EQ(code, 0) << follow_log;
+  EXPECT_THAT(follow_log, HasSubstr("follow: the capture of default/web has completed; " +
+                                    std::to_string(kPackets) + " packets written"));
+  EXPECT_THAT(follow_log, Not(HasSubstr("packets were lost")));
+  EXPECT_THAT(follow_log, HasSubstr("following " + base + "1 ("));
+  EXPECT_EQ(captureField(web, "counts").value("captured", size_t{0}), kPackets)
+      << "tcpdump's own count of the packets it wrote";
+
+  // libpcap reads the stream to a clean end: one global header (the files'), whole records.
+  const std::string bytes = testsupport::readFile(stream);
+  auto streamed = readPcapRecords(stream);
+  ASSERT_TRUE(streamed.ok()) << streamed.status() << " (" << bytes.size() << " bytes)";
+  auto first_file = readPcapRecords(base + "0");
+  ASSERT_TRUE(first_file.ok()) << first_file.status();
+  EXPECT_EQ(streamed->link_type, first_file->link_type);
+  EXPECT_EQ(streamed->snaplen, first_file->snaplen);
+  EXPECT_EQ(bytes.substr(0, 24), testsupport::readFile(base + "0").substr(0, 24));
+  EXPECT_GT(bytes.size(), kFiles * kFileBytes) << "more than the whole ring: a wrap-around";
+
+  // Every packet tcpdump wrote, each once, in the order sent.
+  ASSERT_EQ(streamed->records.size(), kPackets);
+  std::vector<uint64_t> numbers;
+  for (size_t i = 0; i < streamed->records.size(); ++i) {
+    const PcapRecord& record = streamed->records[i];
+    const std::optional<uint64_t> number = SequencedUdpSender::numberOf(record.data);
+    ASSERT_TRUE(number) << "record " << i << " (" << record.data.size()
+                        << " bytes) is not one of the sender's datagrams";
+    ASSERT_EQ(record.data.size(), record.length) << "record " << i << " is cut";
+    if (!numbers.empty()) {
+      ASSERT_GT(*number, numbers.back()) << "record " << i << " is out of order";
+    }
+    numbers.push_back(*number);
+  }
+  // Numbers tcpdump never saw (lost before the capture: on the wire, not in the stream).
+  const uint64_t unseen = numbers.back() + 1 - numbers.size();
+  std::cerr << "[ info ] stream: " << bytes.size() << " bytes, datagrams " << numbers.front()
+            << " to " << numbers.back() << ", " << unseen << " never captured\n";
+
+  // It ends with the ring as tcpdump left it, byte for byte: the older file, then the newer,
+  // each after its header. Together they hold fewer packets than the stream, whose first ones
+  // tcpdump has since overwritten.
+  EXPECT_THAT(filesStartingWith("capture-web.pcap"),
+              ElementsAre("capture-web.pcap0", "capture-web.pcap1"));
+  std::vector<std::string> ring;
+  std::vector<uint64_t> first_numbers;
+  size_t ring_records = 0;
+  for (int i = 0; i < kFiles; ++i) {
+    const std::string path = base + std::to_string(i);
+    auto records = readPcapRecords(path);
+    ASSERT_TRUE(records.ok()) << records.status();
+    ASSERT_FALSE(records->records.empty()) << path;
+    ring_records += records->records.size();
+    first_numbers.push_back(
+        SequencedUdpSender::numberOf(records->records.front().data).value_or(0));
+    ring.push_back(testsupport::readFile(path).substr(24));
+  }
+  EXPECT_LT(ring_records, kPackets);
+  const std::string tail =
+      first_numbers[0] < first_numbers[1] ? ring[0] + ring[1] : ring[1] + ring[0];
+  ASSERT_GE(bytes.size(), tail.size());
+  EXPECT_TRUE(bytes.compare(bytes.size() - tail.size(), tail.size(), tail) == 0)
+      << "the stream's last " << tail.size() << " bytes are not the files' records";
 }
 
 TEST_F(ControllerE2E, StartUpFailuresNameWhatIsMissing) {
