@@ -8,22 +8,28 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "proc/kernel_features.h"
+#include "proc/raw_syscall.h"
 
 namespace proc {
 namespace {
 
+using internal::rawSyscall;
+
 // What the child reports through the status pipe when a step before exec fails.
-enum ChildStep : int { kPdeathsig = 1, kSetns, kStdio, kCloseRange, kExec };
+enum ChildStep : int { kPdeathsig = 1, kSetns, kStdio, kCloseInherited, kExec };
 
 const char* describeStep(int step) {
   switch (step) {
@@ -33,8 +39,8 @@ const char* describeStep(int step) {
       return "setns(CLONE_NEWNET)";
     case kStdio:
       return "redirecting stdin/stdout/stderr";
-    case kCloseRange:
-      return "close_range(CLOSE_RANGE_CLOEXEC)";
+    case kCloseInherited:
+      return "closing inherited descriptors";
     case kExec:
       return "execve";
   }
@@ -69,32 +75,6 @@ struct ChildFailure {
   int32_t error = 0;
 };
 
-// A system call without libc: the child shares the parent's memory and its threads' TLS, so
-// it must not write errno (or anything else). Returns -errno on failure.
-long rawSyscall(long number, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0) {
-#if defined(__x86_64__)
-  long result;
-  register long r10 asm("r10") = d;
-  register long r8 asm("r8") = e;
-  asm volatile("syscall"
-               : "=a"(result)
-               : "a"(number), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
-               : "rcx", "r11", "memory");
-  return result;
-#elif defined(__aarch64__)
-  register long x8 asm("x8") = number;
-  register long x0 asm("x0") = a;
-  register long x1 asm("x1") = b;
-  register long x2 asm("x2") = c;
-  register long x3 asm("x3") = d;
-  register long x4 asm("x4") = e;
-  asm volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
-  return x0;
-#else
-#error "rawSyscall: only x86_64 and aarch64"
-#endif
-}
-
 // What the child needs, prepared by the parent and kept until the child has exec'd (or
 // exited): the argument strings, their pointer arrays, the child's stack.
 struct ChildSetup {
@@ -106,11 +86,71 @@ struct ChildSetup {
   int devnull = -1;
   int stderr_w = -1;
   int status_w = -1;
+  FdClosing fd_closing = FdClosing::kCloseRangeCloexec;
+  long fd_limit = 0;  // RLIMIT_NOFILE's soft limit, for kProcSelfFd and kUpToLimit
   std::unique_ptr<char[]> stack;
 };
 
 // The child's stack: runChild makes raw system calls only.
 constexpr size_t kChildStackBytes = 16 * 1024;
+
+// struct linux_dirent64, which glibc does not declare.
+struct LinuxDirent64 {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[1];  // NUL-terminated, d_reclen - 19 bytes at most
+};
+
+// The child's own /proc/self/fd (the child is a process of its own: "self" is the child, and its
+// descriptor table a copy of the parent's at clone()). The directory's position is the
+// descriptor number, so closing what was listed does not disturb the listing. Returns the
+// directory's open() error when /proc is not there.
+long closeListedDescriptors(int keep) {
+  const long dir = rawSyscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/fd"),
+                              O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return dir;
+  alignas(8) char buffer[2048];  // on the child's 16 KB stack
+  long result;
+  while ((result = rawSyscall(SYS_getdents64, dir, reinterpret_cast<long>(buffer),
+                              sizeof(buffer))) > 0) {
+    for (long offset = 0; offset < result;) {
+      const auto* entry = reinterpret_cast<const LinuxDirent64*>(buffer + offset);
+      offset += entry->d_reclen;
+      long fd = 0;
+      const char* c = entry->d_name;
+      for (; *c >= '0' && *c <= '9' && fd < (1L << 31); ++c) fd = fd * 10 + (*c - '0');
+      if (c == entry->d_name || *c != '\0') continue;  // "." and ".."
+      if (fd > STDERR_FILENO && fd != dir && fd != keep) rawSyscall(SYS_close, fd);
+    }
+  }
+  rawSyscall(SYS_close, dir);
+  return result;
+}
+
+// Leaves 0-2 and `keep` (the status pipe, close-on-exec) open and nothing else at exec.
+long closeInheritedDescriptors(const ChildSetup& setup) {
+  switch (setup.fd_closing) {
+    case FdClosing::kCloseRangeCloexec:
+      return rawSyscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+    case FdClosing::kCloseRange:
+      if (setup.status_w > 3) {  // close_range(3, 2) would be EINVAL
+        if (const long r = rawSyscall(SYS_close_range, 3, setup.status_w - 1, 0); r < 0) return r;
+      }
+      return rawSyscall(SYS_close_range, setup.status_w + 1, ~0U, 0);
+    case FdClosing::kProcSelfFd:
+      // /proc gone since the probe (a chroot, an unmount): the slow way still works.
+      if (closeListedDescriptors(setup.status_w) >= 0) return 0;
+      [[fallthrough]];
+    case FdClosing::kUpToLimit:
+      for (long fd = 3; fd < setup.fd_limit; ++fd) {
+        if (fd != setup.status_w) rawSyscall(SYS_close, fd);
+      }
+      return 0;
+  }
+  return -EINVAL;
+}
 
 // Runs in the child, on its own stack in the parent's memory, beside the parent's threads:
 // raw system calls only, no allocation, no locks, no errno.
@@ -143,8 +183,8 @@ int runChild(void* arg) {
   }
   const unsigned long no_signals = 0;
   rawSyscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&no_signals), 0, 8);
-  r = rawSyscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-  if (r < 0) fail(kCloseRange, r);
+  r = closeInheritedDescriptors(setup);
+  if (r < 0) fail(kCloseInherited, r);
   r = rawSyscall(SYS_execve, reinterpret_cast<long>(setup.argv[0]),
                  reinterpret_cast<long>(setup.argv.data()),
                  reinterpret_cast<long>(setup.envp.data()));
@@ -201,6 +241,14 @@ absl::StatusOr<SpawnedChild> startChild(const SpawnSpec& spec) {
   setup->devnull = devnull->get();
   setup->stderr_w = stderr_w.get();
   setup->status_w = status_w.get();
+  setup->fd_closing = kernelFeatures().fdClosing();
+  if (setup->fd_closing == FdClosing::kProcSelfFd || setup->fd_closing == FdClosing::kUpToLimit) {
+    rlimit nofile = {};
+    if (::getrlimit(RLIMIT_NOFILE, &nofile) != 0) return absl::ErrnoToStatus(errno, "getrlimit");
+    // Descriptors at or above the soft limit exist only if it was lowered after they were
+    // opened; RLIM_INFINITY is not a value RLIMIT_NOFILE takes (fs.nr_open caps it).
+    setup->fd_limit = static_cast<long>(std::min<rlim_t>(nofile.rlim_cur, 1L << 31));
+  }
 
   int pidfd_number = -1;
   pid_t pid;

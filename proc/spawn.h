@@ -32,14 +32,15 @@ namespace proc {
 //   stdin and stdout from/to /dev/null, stderr to a pipe the parent reads;
 //   default dispositions and an empty signal mask (both survive exec, and a parent that
 //   blocks or ignores SIGTERM would otherwise make the child deaf to it);
-//   close_range(3, ~0, CLOSE_RANGE_CLOEXEC) so no inherited descriptor survives exec;
+//   no inherited descriptor survives exec: close_range(3, ~0, CLOSE_RANGE_CLOEXEC), or on a
+//   kernel without it another way (kernelFeatures().fdClosing(), kernel_features.h);
 //   execve(argv[0]) with an explicit environment.
 // A failure of any of these reaches the parent through a close-on-exec pipe (exec_status): EOF
 // when the exec happened, the failed step and errno otherwise (execFailure()).
 //
 // PR_SET_PDEATHSIG fires when the *thread* that started the child exits, not the process:
 // start from a thread that lives as long as the child should (the controller's worker). Needs
-// Linux 5.11 (CLOSE_RANGE_CLOEXEC; CLONE_PIDFD 5.2, waitid(P_PIDFD) 5.4).
+// Linux 5.4 (CLONE_PIDFD 5.2, pollable pidfds 5.3, waitid(P_PIDFD) 5.4): checkKernelFloor().
 struct SpawnSpec {
   std::vector<std::string> argv;  // argv[0] is the program's absolute path
   std::vector<std::string> env;   // "NAME=value"
