@@ -18,6 +18,22 @@ constexpr char kPodNameLabel[] = "io.kubernetes.pod.name";
 // the runtime no longer lists, so in practice it holds the node's live ones.
 constexpr size_t kMaxCachedSandboxes = 4096;
 
+namespace {
+
+// Whether the network namespace of a resolved sandbox can still be entered: its path, or when
+// the runtime gave none, its process's /proc/<pid>/ns/net (which must belong to the sandbox).
+absl::Status checkNetns(const SandboxInfo& info) {
+  if (!info.netns_path.empty()) {
+    return proc::isNetworkNamespace(info.netns_path)
+               ? absl::OkStatus()
+               : absl::FailedPreconditionError(info.netns_path + " is no network namespace");
+  }
+  auto opened = proc::openSandboxNetns("", info.pid, info.id);
+  return opened.ok() ? absl::OkStatus() : opened.status();
+}
+
+}  // namespace
+
 absl::StatusOr<SandboxInfo> CriSandboxResolver::resolve(std::string_view pod_uid) {
   runtime::v1::PodSandboxFilter filter;
   (*filter.mutable_label_selector())[kPodUidLabel] = std::string(pod_uid);
@@ -72,7 +88,7 @@ absl::StatusOr<SandboxInfo> CriSandboxResolver::resolveIn(
     if (auto cached = by_sandbox_id_.find(id); cached != by_sandbox_id_.end()) {
       // A netns removed under a READY sandbox (or one we cannot see) goes back to containerd,
       // which says why.
-      if (proc::isNetworkNamespace(cached->second.netns_path)) return cached->second;
+      if (checkNetns(cached->second).ok()) return cached->second;
       by_sandbox_id_.erase(cached);
     }
   }
@@ -90,6 +106,17 @@ absl::StatusOr<SandboxInfo> CriSandboxResolver::resolveIn(
     // Stopped between the two calls (the kubelet is replacing it).
     return resolveError(ResolveFailure::kNoReadySandbox,
                         "sandbox " + id + " of " + std::string(pod) + " is no longer READY");
+  }
+  if (info->netns_path.empty()) {
+    // The runtime named only the sandbox's process (containerd 2.x without runtimeSpec and
+    // NetNSPath, CRI-O without a path): usable only if /proc shows that process.
+    if (absl::Status usable = checkNetns(*info); !usable.ok()) {
+      return resolveError(ResolveFailure::kOther,
+                          "sandbox " + id + " of " + std::string(pod) +
+                              " reports no network namespace path, only its process (pid " +
+                              std::to_string(info->pid) +
+                              "), which cannot be used: " + std::string(usable.message()));
+    }
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (by_sandbox_id_.size() >= kMaxCachedSandboxes) by_sandbox_id_.clear();

@@ -19,8 +19,11 @@ namespace cri {
 // The second call is skipped for a sandbox already resolved: a sandbox's netns, pid and IP are
 // fixed for its life, one that stopped shows as NOTREADY in the list, and a netns removed under
 // a READY one fails the same nsfs check that containerd's netNamespaceClosed makes, sending
-// the resolve back to containerd. That verbose call is most of a resolve's cost (containerd
-// encodes the whole OCI spec as JSON): see bench_cri_resolve. Thread-safe.
+// the resolve back to containerd. A sandbox the runtime reports without a netns path, only with
+// its process's pid, resolves only when /proc/<pid>/ns/net is visible and that process is the
+// sandbox's (proc::openSandboxNetns), checked again on every cache hit; otherwise kOther, saying
+// why. That verbose call is most of a resolve's cost (containerd encodes the whole OCI spec as
+// JSON): see bench_cri_resolve. Thread-safe.
 class CriSandboxResolver : public SandboxResolver {
  public:
   explicit CriSandboxResolver(RuntimeClient& client) : client_(client) {}
