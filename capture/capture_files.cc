@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <glog/logging.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 
 #include "absl/strings/ascii.h"
@@ -57,6 +59,12 @@ bool allDigits(absl::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isdigit(c); });
 }
 
+absl::StatusOr<proc::UniqueFd> openDirectory(const std::string& dir, absl::string_view what) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot ", what, " ", dir));
+  return proc::UniqueFd(fd);
+}
+
 }  // namespace
 
 int rotationSuffixWidth(int files) {
@@ -99,6 +107,64 @@ bool isCaptureFileName(absl::string_view file_name) {
          absl::EndsWith(base, kCaptureFileSuffix);
 }
 
+std::string describeFileType(unsigned mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+      return "a regular file";
+    case S_IFDIR:
+      return "a directory";
+    case S_IFLNK:
+      return "a symbolic link";
+    case S_IFIFO:
+      return "a FIFO";
+    case S_IFSOCK:
+      return "a socket";
+    case S_IFCHR:
+      return "a character device";
+    case S_IFBLK:
+      return "a block device";
+    default:
+      return absl::StrFormat("a file of type 0%o", mode & S_IFMT);
+  }
+}
+
+absl::Status checkCaptureDir(const std::string& path) {
+  const std::string flag = absl::StrCat("--capture-dir ", path);
+  if (path.empty()) return absl::InvalidArgumentError("--capture-dir: empty");
+  struct stat info {};
+  if (::lstat(path.c_str(), &info) != 0) return absl::ErrnoToStatus(errno, flag);
+  if (S_ISLNK(info.st_mode)) {
+    // The link's target is what counts, and whoever can write where the link is could point it
+    // elsewhere: the directory itself it must be.
+    std::error_code error;
+    const std::filesystem::path target = std::filesystem::canonical(path, error);
+    if (error) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " is a symbolic link (to nothing usable: ", error.message(),
+                       "): give a directory itself"));
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " is a symbolic link to ", target.string(),
+                     ": give the directory itself (--capture-dir=", target.string(), ")"));
+  }
+  if (!S_ISDIR(info.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " is ", describeFileType(info.st_mode), ", not a directory"));
+  }
+  if (info.st_uid != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " is owned by uid ", info.st_uid,
+        ", not root: its owner could plant a link where tcpdump writes; chown root it"));
+  }
+  if ((info.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s is writable by group or others (mode 0%o): anyone there could plant a link where "
+        "tcpdump writes; chmod go-w it",
+        flag, info.st_mode & 07777));
+  }
+  return absl::OkStatus();
+}
+
 CaptureFiles::CaptureFiles(std::string dir) : dir_(std::move(dir)) {}
 
 std::string CaptureFiles::pathOf(absl::string_view file_name) const {
@@ -107,10 +173,17 @@ std::string CaptureFiles::pathOf(absl::string_view file_name) const {
 }
 
 template <typename Match>
-absl::StatusOr<std::vector<std::string>> CaptureFiles::list(const Match& match) const {
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(dir_.c_str()), &::closedir);
-  if (!dir) {
+absl::StatusOr<std::vector<std::string>> CaptureFiles::list(int dir_fd, const Match& match) const {
+  // fdopendir() owns the descriptor it is given: a duplicate, so that dir_fd stays the caller's.
+  const int listed_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  if (listed_fd < 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("cannot list capture directory ", dir_));
+  }
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(listed_fd), &::closedir);
+  if (!dir) {
+    const int error = errno;
+    ::close(listed_fd);
+    return absl::ErrnoToStatus(error, absl::StrCat("cannot list capture directory ", dir_));
   }
   std::vector<std::string> names;
   errno = 0;
@@ -125,35 +198,63 @@ absl::StatusOr<std::vector<std::string>> CaptureFiles::list(const Match& match) 
 }
 
 absl::StatusOr<std::vector<std::string>> CaptureFiles::filesOf(absl::string_view base) const {
-  return list([base](absl::string_view name) { return isFileOfCapture(base, name); });
+  auto dir = openDirectory(dir_, "list capture directory");
+  if (!dir.ok()) return dir.status();
+  return list(dir->get(), [base](absl::string_view name) { return isFileOfCapture(base, name); });
 }
 
 absl::StatusOr<uint64_t> CaptureFiles::bytesOf(absl::string_view base) const {
-  auto names = filesOf(base);
+  auto dir = openDirectory(dir_, "list capture directory");
+  if (!dir.ok()) return dir.status();
+  auto names =
+      list(dir->get(), [base](absl::string_view name) { return isFileOfCapture(base, name); });
   if (!names.ok()) return names.status();
   uint64_t bytes = 0;
   for (const std::string& name : *names) {
-    struct stat file;
+    struct stat file {};
     // Not followed: a link named like a capture file is not the capture's.
-    if (::lstat(pathOf(name).c_str(), &file) == 0 && S_ISREG(file.st_mode)) bytes += file.st_size;
+    if (::fstatat(dir->get(), name.c_str(), &file, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG(file.st_mode)) {
+      bytes += file.st_size;
+    }
   }
   return bytes;
 }
 
 absl::StatusOr<std::vector<std::string>> CaptureFiles::allCaptureFiles() const {
-  return list([](absl::string_view name) { return isCaptureFileName(name); });
+  auto dir = openDirectory(dir_, "list capture directory");
+  if (!dir.ok()) return dir.status();
+  return list(dir->get(), [](absl::string_view name) { return isCaptureFileName(name); });
 }
 
 absl::StatusOr<std::vector<std::string>> CaptureFiles::remove(
-    const std::vector<std::string>& names) const {
+    int dir_fd, const std::vector<std::string>& names) const {
   std::vector<std::string> removed;
   absl::Status failure;
+  auto fail = [&](int error, const std::string& path) {
+    if (failure.ok()) failure = absl::ErrnoToStatus(error, absl::StrCat("cannot delete ", path));
+  };
   for (const std::string& name : names) {
     const std::string path = pathOf(name);
-    if (::unlink(path.c_str()) == 0) {
+    struct stat info {};
+    if (::fstatat(dir_fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno != ENOENT) fail(errno, path);
+      continue;
+    }
+    if (!S_ISREG(info.st_mode)) {
+      LOG(WARNING) << "not deleting " << path << ": it is " << describeFileType(info.st_mode)
+                   << ", not a file tcpdump wrote (remove it by hand)";
+      continue;
+    }
+    // unlinkat() never follows a link, and it fails on a directory put in the file's place
+    // since the fstatat() (EISDIR): only a name goes, never what a link points to.
+    if (::unlinkat(dir_fd, name.c_str(), 0) == 0) {
       removed.push_back(name);
-    } else if (errno != ENOENT && failure.ok()) {
-      failure = absl::ErrnoToStatus(errno, absl::StrCat("cannot delete ", path));
+    } else if (errno == EISDIR) {
+      LOG(WARNING) << "not deleting " << path
+                   << ": it is a directory now, not a file tcpdump wrote (remove it by hand)";
+    } else if (errno != ENOENT) {
+      fail(errno, path);
     }
   }
   if (!failure.ok()) return failure;
@@ -161,20 +262,59 @@ absl::StatusOr<std::vector<std::string>> CaptureFiles::remove(
 }
 
 absl::StatusOr<std::vector<std::string>> CaptureFiles::removeFilesOf(absl::string_view base) const {
-  auto names = filesOf(base);
+  auto dir = openDirectory(dir_, "list capture directory");
+  if (!dir.ok()) return dir.status();
+  auto names =
+      list(dir->get(), [base](absl::string_view name) { return isFileOfCapture(base, name); });
   if (!names.ok()) return names.status();
-  return remove(*names);
+  return remove(dir->get(), *names);
 }
 
 absl::StatusOr<std::vector<std::string>> CaptureFiles::removeAllCaptureFiles(
     const std::set<std::string>& keep) const {
-  auto names = list([&keep](absl::string_view name) {
+  auto dir = openDirectory(dir_, "list capture directory");
+  if (!dir.ok()) return dir.status();
+  auto names = list(dir->get(), [&keep](absl::string_view name) {
     if (!isCaptureFileName(name)) return false;
     return std::none_of(keep.begin(), keep.end(),
                         [name](const std::string& base) { return isFileOfCapture(base, name); });
   });
   if (!names.ok()) return names.status();
-  return remove(*names);
+  return remove(dir->get(), *names);
+}
+
+absl::Status CaptureFiles::checkSafeToWrite(absl::string_view base, int files) const {
+  // Checked, then opened by tcpdump in another process: a time-of-check to time-of-use gap this
+  // cannot close (tcpdump's fopen() takes no O_NOFOLLOW). What closes it is the directory itself:
+  // checkCaptureDir() makes sure only root can write there, so only root could plant anything
+  // between this check and tcpdump's open. This check catches what is already there: a link left
+  // by an earlier, looser configuration, or put there by hand, which tcpdump would follow.
+  auto dir = openDirectory(dir_, "open capture directory");
+  if (!dir.ok()) return dir.status();
+  for (const std::string& name : rotationFileNames(base, files)) {
+    struct stat info {};
+    if (::fstatat(dir->get(), name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;  // tcpdump creates it
+      return absl::ErrnoToStatus(errno, absl::StrCat("cannot check ", pathOf(name)));
+    }
+    if (S_ISLNK(info.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(pathOf(name),
+                       " is a symbolic link: refusing to let tcpdump write through "
+                       "it; remove it"));
+    }
+    if (!S_ISREG(info.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(pathOf(name), " is ", describeFileType(info.st_mode),
+                       ", not a regular file: refusing to let tcpdump write to it; remove it"));
+    }
+    if (info.st_nlink > 1) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          pathOf(name), " is a regular file with ", info.st_nlink,
+          " links: refusing to let tcpdump write into a file that has another name; remove it"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace capture

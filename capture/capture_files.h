@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -49,6 +50,24 @@ bool isFileOfCapture(absl::string_view base, absl::string_view file_name);
 // Any name a capture could write: capture-<something>.pcap followed by nothing but digits.
 bool isCaptureFileName(absl::string_view file_name);
 
+// What a directory entry is, as lstat() tells it (never followed): "a regular file",
+// "a directory", "a symbolic link", "a FIFO", "a socket", "a character device", ...
+std::string describeFileType(unsigned mode);
+
+// Whether `path` may be the capture directory (--capture-dir), checked once at start-up: it
+// exists, is a directory itself (not a symbolic link to one: give the directory it points to),
+// is owned by root and is writable by nobody else (no group or other write bit). Anyone else who
+// could write there could plant a symbolic link (or a hard link, a FIFO) under a capture file's
+// name before tcpdump opens it, and tcpdump, which runs as root and opens its files with fopen(),
+// would write through it. InvalidArgument (NotFound for a missing path) naming the flag, the
+// path and what to do.
+absl::Status checkCaptureDir(const std::string& path);
+
+// The capture files of one directory. Every per-file operation is relative to a descriptor of
+// the directory (opened once per operation) and never follows a symbolic link: only regular files
+// are measured or deleted. Anything else named like a capture file (a directory, a symbolic link,
+// a FIFO, a socket, a device) is no capture's: it is left alone, with a warning in the log naming
+// it and what it is, and is no error (start-up goes on, a capture still stops).
 class CaptureFiles {
  public:
   explicit CaptureFiles(std::string dir);
@@ -56,23 +75,33 @@ class CaptureFiles {
   const std::string& dir() const { return dir_; }
   std::string pathOf(absl::string_view file_name) const;
 
-  // Names (not paths) in the directory, sorted.
+  // Names (not paths) in the directory, sorted: whatever they are (see removeFilesOf()).
   absl::StatusOr<std::vector<std::string>> filesOf(absl::string_view base) const;
   absl::StatusOr<std::vector<std::string>> allCaptureFiles() const;
   // What the capture's regular files hold, in bytes (a file that vanished meanwhile: 0).
   absl::StatusOr<uint64_t> bytesOf(absl::string_view base) const;
 
-  // Deletes the files and returns the names it deleted. A file that vanished meanwhile is not
+  // Deletes the capture's regular files and returns the names it deleted; what is not a regular
+  // file is skipped and logged (a warning), not returned. A file that vanished meanwhile is not
   // an error; any other failure is, after trying every file.
   absl::StatusOr<std::vector<std::string>> removeFilesOf(absl::string_view base) const;
   // Every file isCaptureFileName() matches, but those of the captures in `keep` (file bases).
   absl::StatusOr<std::vector<std::string>> removeAllCaptureFiles(
       const std::set<std::string>& keep = {}) const;
 
+  // Whether tcpdump -W `files` -w <base> may start: every name it will write
+  // (rotationFileNames()) is absent or a regular file with a single link. FailedPrecondition
+  // naming the path and what it is otherwise: tcpdump opens its files with fopen(path, "w"),
+  // which follows a symbolic link and writes into whatever a hard link shares its data with,
+  // and blocks forever on a FIFO. Nothing is deleted (a capture that goes on writes its files
+  // again).
+  absl::Status checkSafeToWrite(absl::string_view base, int files) const;
+
  private:
   template <typename Match>
-  absl::StatusOr<std::vector<std::string>> list(const Match& match) const;
-  absl::StatusOr<std::vector<std::string>> remove(const std::vector<std::string>& names) const;
+  absl::StatusOr<std::vector<std::string>> list(int dir_fd, const Match& match) const;
+  absl::StatusOr<std::vector<std::string>> remove(int dir_fd,
+                                                  const std::vector<std::string>& names) const;
 
   std::string dir_;
 };

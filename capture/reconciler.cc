@@ -187,6 +187,7 @@ absl::StatusOr<Reconciler::Records::iterator> Reconciler::createRecord(const k8s
       if (owner == old_uid) owner = pod.uid;
     }
     record.pod = k8s::referenceTo(pod);
+    record.sandbox_uid = k8s::sandboxUidOf(pod);
     record.binding_suspect = true;
     record.lookup_pending = false;
     record.lookup.reset();
@@ -205,6 +206,7 @@ absl::StatusOr<Reconciler::Records::iterator> Reconciler::createRecord(const k8s
 
   Record record;
   record.pod = k8s::referenceTo(pod);
+  record.sandbox_uid = k8s::sandboxUidOf(pod);
   record.backoff =
       base::Backoff(options_.backoff_initial, options_.backoff_max, options_.backoff_jitter);
   const std::string plain = plainFileBase(pod.namespace_, pod.name, options_.max_files);
@@ -261,6 +263,8 @@ std::optional<base::Duration> Reconciler::ensureRunning(Record& record, const Ca
       }
       if (sandbox->ok()) {
         record.binding_suspect = false;
+        record.waiting_since.reset();
+        record.waiting_reported = false;
       } else {
         // None READY (being replaced: tcpdump keeps going until a new one is), or the runtime
         // cannot tell: keep capturing and look again.
@@ -293,6 +297,8 @@ std::optional<base::Duration> Reconciler::ensureRunning(Record& record, const Ca
     auto sandbox = lookUp(record);
     if (!sandbox) return std::nullopt;
     if (!sandbox->ok()) return onResolveFailure(record, sandbox->status());
+    record.waiting_since.reset();
+    record.waiting_reported = false;
     if (record.everStarted() && (*sandbox)->id != record.sandbox->id) {
       // The Pod's sandbox changed while no tcpdump ran (it ended with the old one, or never
       // started in it): a restart, told as one.
@@ -322,7 +328,15 @@ std::optional<absl::StatusOr<cri::SandboxInfo>> Reconciler::lookUp(Record& recor
   return std::nullopt;
 }
 
-std::vector<std::string> Reconciler::takeLookups() { return std::exchange(lookups_, {}); }
+std::vector<SandboxLookup> Reconciler::takeLookups() {
+  std::vector<SandboxLookup> lookups;
+  for (std::string& uid : std::exchange(lookups_, {})) {
+    auto it = records_.find(uid);
+    if (it == records_.end()) continue;  // ended meanwhile
+    lookups.push_back({std::move(uid), it->second.sandbox_uid});
+  }
+  return lookups;
+}
 
 void Reconciler::recordSandbox(const std::string& pod_uid,
                                absl::StatusOr<cri::SandboxInfo> sandbox) {
@@ -394,11 +408,33 @@ std::optional<base::Duration> Reconciler::onResolveFailure(Record& record,
     }
     case cri::ResolveFailure::kNoSandbox:
     case cri::ResolveFailure::kNoReadySandbox:
-    case cri::ResolveFailure::kNetnsClosed:
-      // Normal while a Pod starts, or while the kubelet replaces its sandbox.
+    case cri::ResolveFailure::kNetnsClosed: {
+      // Normal while a Pod starts, or while the kubelet replaces its sandbox; not for long.
       VLOG(1) << displayName(record.pod) << ": " << status;
       if (record.state != CaptureState::kBackoff) record.state = CaptureState::kPending;
+      const base::TimePoint now = clock_.now();
+      if (!record.waiting_since) record.waiting_since = now;
+      if (!record.waiting_reported && now - *record.waiting_since >= options_.pending_warning) {
+        record.waiting_reported = true;
+        std::string message = absl::StrCat(
+            "no capture yet: for ",
+            std::chrono::duration_cast<std::chrono::seconds>(now - *record.waiting_since).count(),
+            "s the container runtime has had no READY sandbox labelled io.kubernetes.pod.uid=",
+            record.sandbox_uid, " (", status.message(), ")");
+        if (record.sandbox_uid == record.pod.uid) {
+          absl::StrAppend(&message,
+                          "; a static Pod's sandboxes carry the UID of its manifest, which its "
+                          "mirror Pod shows as annotation ",
+                          k8s::kMirrorPodAnnotation);
+        }
+        emit(record.pod, k8s::EventType::kWarning, kReasonPending,
+             absl::StrCat(
+                 message, ". Still looking every ",
+                 std::chrono::duration_cast<std::chrono::seconds>(options_.sandbox_retry).count(),
+                 "s"));
+      }
       return options_.sandbox_retry;
+    }
     default:
       return fail(record, absl::StrCat("cannot look up the Pod's sandbox in the container "
                                        "runtime: ",
@@ -439,6 +475,10 @@ std::optional<base::Duration> Reconciler::launch(Record& record) {
   spec.netns_path = sandbox.netns_path;
   spec.sandbox_pid = sandbox.pid;
   spec.sandbox_id = sandbox.id;
+  // tcpdump follows whatever is planted under its files' names: a capture refuses to start then.
+  if (absl::Status safe = files_.checkSafeToWrite(record.file_base, run.files); !safe.ok()) {
+    return fail(record, absl::StrCat("not starting tcpdump: ", safe.message()));
+  }
   auto launched = launcher_.start(spec);
   if (!launched.ok()) {
     // The netns may have gone with the sandbox: look it up again before the next try.
@@ -696,7 +736,7 @@ std::optional<std::string> Reconciler::recordExit(const proc::ProcessExit& exit)
 std::vector<std::string> Reconciler::checkBindings(const cri::SandboxSnapshot& snapshot) {
   std::vector<std::string> changed;
   for (auto& [uid, record] : records_) {
-    auto listed = snapshot.newest_ready.find(uid);
+    auto listed = snapshot.newest_ready.find(record.sandbox_uid);
     const std::string newest = listed == snapshot.newest_ready.end() ? "" : listed->second;
     if (record.sandbox) {
       if (newest == record.sandbox->id) continue;
@@ -841,6 +881,7 @@ bool Reconciler::resume(const SavedCapture& saved) {
   }
   Record record;
   record.pod = k8s::referenceTo(*pod);
+  record.sandbox_uid = k8s::sandboxUidOf(*pod);
   record.backoff =
       base::Backoff(options_.backoff_initial, options_.backoff_max, options_.backoff_jitter);
   record.file_base = saved.file_base;

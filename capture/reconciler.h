@@ -33,6 +33,7 @@ inline constexpr char kReasonFailed[] = "CaptureFailed";
 inline constexpr char kReasonInvalidAnnotation[] = "InvalidCaptureAnnotation";
 inline constexpr char kReasonCompleted[] = "CaptureCompleted";
 inline constexpr char kReasonPacketsDropped[] = "CapturePacketsDropped";
+inline constexpr char kReasonPending[] = "CapturePending";
 
 struct CaptureOptions {
   std::string node_name;  // captures only Pods whose spec.nodeName is this
@@ -50,6 +51,16 @@ struct CaptureOptions {
                                                           // its next backoff from the beginning
   base::Duration stop_grace = std::chrono::seconds(5);    // SIGTERM to SIGKILL
   base::Duration kill_wait = std::chrono::seconds(5);     // after SIGKILL, before saying it hangs
+  // A capture with no READY sandbox this long gets one Warning saying what is missing.
+  base::Duration pending_warning = std::chrono::minutes(1);
+};
+
+// A sandbox look-up reconcile() needs: the Pod's, by the UID its sandboxes are labelled with
+// (k8s::sandboxUidOf: a static Pod's differs from its mirror's).
+struct SandboxLookup {
+  std::string pod_uid;
+  std::string sandbox_uid;
+  bool operator==(const SandboxLookup&) const = default;
 };
 
 enum class CaptureState {
@@ -106,7 +117,8 @@ struct CaptureStats {
 //  - tcpdump exited by itself:    restart after a capped, jittered backoff     CaptureFailed,
 //                                                                              CaptureRestarted
 //    (unless its sandbox went away with it: then it is a sandbox change, told as one)
-//  - sandbox not READY yet:       look again after sandbox_retry, silently
+//  - sandbox not READY yet:       look again after sandbox_retry, silently; after
+//                                 pending_warning (a minute), once          CapturePending
 //  - runtime unreachable, start failed: retry with backoff                     CaptureFailed
 //  - invalid annotation / hostNetwork Pod: nothing runs  InvalidCaptureAnnotation / CaptureFailed
 // Each outcome is one Event: a failure that repeats through retries is reported once, also when
@@ -139,8 +151,8 @@ class Reconciler {
   // answer to its sandbox look-up, or the next resync.
   std::optional<base::Duration> reconcile(const std::string& pod_uid);
 
-  // The Pod UIDs whose sandbox reconcile() needs looked up (each once until its answer came).
-  std::vector<std::string> takeLookups();
+  // The Pods whose sandbox reconcile() needs looked up (each once until its answer came).
+  std::vector<SandboxLookup> takeLookups();
   // The filter expressions reconcile() needs checked (validateCaptureFilter, which may resolve
   // host names: not on the worker's thread), each once until its verdict came.
   std::vector<std::string> takeFilterChecks();
@@ -188,6 +200,7 @@ class Reconciler {
   enum class NextStart { kAnnounce, kAnnounceRestart, kQuiet };
   struct Record {
     k8s::ObjectReference pod;
+    std::string sandbox_uid;  // k8s::sandboxUidOf(pod)
     std::string file_base;
     std::string file_note;  // why the name is not capture-<pod>.pcap, for the Event
     CaptureSpec spec;       // what runs, or ran last (files, filter, bounds)
@@ -202,7 +215,11 @@ class Reconciler {
     // Look the sandbox up before anything else: a resync saw another READY sandbox (or none),
     // tcpdump exited, the Pod was recreated, or a start failed.
     bool binding_suspect = false;
-    bool lookup_pending = false;                             // in takeLookups(), no answer yet
+    bool lookup_pending = false;  // in takeLookups(), no answer yet
+    // Since when no READY sandbox was found (unset: one was, or none was looked for yet), and
+    // whether that was told (kReasonPending, once).
+    std::optional<base::TimePoint> waiting_since;
+    bool waiting_reported = false;
     std::optional<absl::StatusOr<cri::SandboxInfo>> lookup;  // the answer, until used
     // The files of a tcpdump that was stopped for a restart: deleted before the next start.
     bool files_stale = false;

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <glog/logging.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,6 +45,31 @@ bool writeAll(int fd, absl::string_view text) {
     text.remove_prefix(static_cast<size_t>(n));
   }
   return true;
+}
+
+absl::StatusOr<proc::UniqueFd> openDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot list ", dir));
+  return proc::UniqueFd(fd);
+}
+
+// Deletes `name` of the directory `dir_fd` when it is a regular file: never what a link points
+// to, never a directory, FIFO or socket, which are no file of ours. Returns "" when it is gone
+// (or was not there), what it is (describeFileType()) when it was left alone.
+absl::StatusOr<std::string> unlinkRegularFile(int dir_fd, const std::string& name,
+                                              const std::string& path) {
+  struct stat info {};
+  if (::fstatat(dir_fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return std::string();
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot delete ", path));
+  }
+  if (!S_ISREG(info.st_mode)) return describeFileType(info.st_mode);
+  if (::unlinkat(dir_fd, name.c_str(), 0) != 0) {
+    if (errno == ENOENT) return std::string();
+    if (errno == EISDIR) return std::string("a directory");  // put there since the fstatat()
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot delete ", path));
+  }
+  return std::string();
 }
 
 }  // namespace
@@ -149,40 +175,72 @@ std::string SavedCaptures::pathOf(absl::string_view file_name) const {
 }
 
 absl::Status SavedCaptures::save(const SavedCapture& saved) const {
-  const std::string path = pathOf(savedCaptureFileName(saved.file_base));
-  const std::string temporary = path + ".tmp";
+  const std::string name = savedCaptureFileName(saved.file_base);
+  const std::string temporary_name = name + ".tmp";
+  const std::string path = pathOf(name);
+  const std::string temporary = pathOf(temporary_name);
+  auto dir = openDirectory(dir_);
+  if (!dir.ok()) return dir.status();
+  // A temporary file left by a crash goes; anything else under its name stays, and no save is
+  // written through it (O_EXCL|O_NOFOLLOW: a new file, never a link's target nor a hard link's).
+  auto cleared = unlinkRegularFile(dir->get(), temporary_name, temporary);
+  if (!cleared.ok()) return cleared.status();
+  if (!cleared->empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot write ", temporary, ": it is ",
+                                                      *cleared, ", not a file of ours; remove it"));
+  }
   // No fsync: the rename makes it whole against the controller's own crash, which is what it is
   // for; a node that loses power loses its Pods' sandboxes, and so the captures, anyway.
-  const int fd =
-      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  const int fd = ::openat(dir->get(), temporary_name.c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot write ", temporary));
   const bool written = writeAll(fd, toText(saved));
   const int write_errno = errno;
   ::close(fd);
   if (!written) {
-    ::unlink(temporary.c_str());
+    ::unlinkat(dir->get(), temporary_name.c_str(), 0);
     return absl::ErrnoToStatus(write_errno, absl::StrCat("cannot write ", temporary));
   }
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
+  // A link under the saved capture's own name is replaced, not followed.
+  if (::renameat(dir->get(), temporary_name.c_str(), dir->get(), name.c_str()) != 0) {
     const absl::Status status = absl::ErrnoToStatus(errno, absl::StrCat("cannot rename to ", path));
-    ::unlink(temporary.c_str());
+    ::unlinkat(dir->get(), temporary_name.c_str(), 0);
     return status;
   }
   return absl::OkStatus();
 }
 
 absl::Status SavedCaptures::remove(absl::string_view file_base) const {
-  const std::string path = pathOf(savedCaptureFileName(file_base));
-  ::unlink((path + ".tmp").c_str());  // left by a crash between its write and its rename
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("cannot delete ", path));
+  auto dir = openDirectory(dir_);
+  if (!dir.ok()) return dir.status();
+  const std::string name = savedCaptureFileName(file_base);
+  absl::Status failure;
+  // The temporary file is one left by a crash between its write and its rename.
+  for (const std::string& each : {name + ".tmp", name}) {
+    const std::string path = pathOf(each);
+    auto removed = unlinkRegularFile(dir->get(), each, path);
+    if (!removed.ok()) {
+      if (failure.ok()) failure = removed.status();
+    } else if (!removed->empty()) {
+      LOG(WARNING) << "not deleting " << path << ": it is " << *removed
+                   << ", not a file this controller wrote (remove it by hand)";
+    }
   }
-  return absl::OkStatus();
+  return failure;
 }
 
 absl::StatusOr<std::vector<SavedCaptures::Loaded>> SavedCaptures::loadAll() const {
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(dir_.c_str()), &::closedir);
-  if (!dir) return absl::ErrnoToStatus(errno, absl::StrCat("cannot list ", dir_));
+  auto dir_fd = openDirectory(dir_);
+  if (!dir_fd.ok()) return dir_fd.status();
+  // fdopendir() owns the descriptor it is given: a duplicate, so that the other stays ours.
+  const int listed_fd = ::fcntl(dir_fd->get(), F_DUPFD_CLOEXEC, 0);
+  if (listed_fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot list ", dir_));
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(listed_fd), &::closedir);
+  if (!dir) {
+    const int error = errno;
+    ::close(listed_fd);
+    return absl::ErrnoToStatus(error, absl::StrCat("cannot list ", dir_));
+  }
   std::vector<std::string> names;
   errno = 0;
   while (const dirent* entry = ::readdir(dir.get())) {
@@ -195,7 +253,8 @@ absl::StatusOr<std::vector<SavedCaptures::Loaded>> SavedCaptures::loadAll() cons
   for (const std::string& name : names) {
     const std::string path = pathOf(name);
     // O_NONBLOCK: a FIFO planted under the name must not hang the start-up.
-    const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    const int fd =
+        ::openat(dir_fd->get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
       loaded.push_back({name, absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", path))});
       continue;

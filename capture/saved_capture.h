@@ -54,9 +54,12 @@ class SavedCaptures {
   explicit SavedCaptures(std::string dir);
 
   // Replaces the capture's file at once (a temporary file renamed over it): a crash leaves the
-  // old or the new one, never half of one.
+  // old or the new one, never half of one. The temporary file is always a new one (never written
+  // through a link, a hard link or a FIFO under its name: such a thing fails the save).
   absl::Status save(const SavedCapture& saved) const;
-  // Deletes it; one that is not there is no error.
+  // Deletes it (and a temporary file a crash left), when it is a regular file; one that is not
+  // there is no error, and neither is anything else under its name (a directory, a symbolic
+  // link, a FIFO): that is left alone, with a warning in the log. Never follows a link.
   absl::Status remove(absl::string_view file_base) const;
 
   struct Loaded {

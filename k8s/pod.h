@@ -25,6 +25,17 @@ struct Pod {
   bool operator==(const Pod&) const = default;
 };
 
+// On the mirror Pod the API server holds for a static Pod (a manifest the kubelet runs itself):
+// the static Pod's own UID, which the kubelet gives its sandboxes (io.kubernetes.pod.uid), not
+// the mirror's metadata.uid.
+inline constexpr char kMirrorPodAnnotation[] = "kubernetes.io/config.mirror";
+
+// The UID the kubelet labels the Pod's sandboxes with: a mirror Pod's static UID, or its own.
+inline const std::string& sandboxUidOf(const Pod& pod) {
+  auto mirror = pod.annotations.find(kMirrorPodAnnotation);
+  return mirror != pod.annotations.end() && !mirror->second.empty() ? mirror->second : pod.uid;
+}
+
 // Read access to the informer's cache, keyed by UID. Safe to call from any thread.
 class PodLister {
  public:

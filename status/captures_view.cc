@@ -45,7 +45,10 @@ nlohmann::json capturesJson(const std::vector<capture::CaptureStatus>& captures)
       if (!capture::isFileOfCapture(path.filename().string(), name)) continue;
       const std::string file = (path.parent_path() / name).string();
       struct stat info {};
-      if (::stat(file.c_str(), &info) != 0) continue;  // rotated away since the listing
+      // Not followed, and only regular files: a link or a directory named like a capture file is
+      // no capture's (capture/capture_files.h), and its target's size is none of its bytes.
+      if (::lstat(file.c_str(), &info) != 0) continue;  // rotated away since the listing
+      if (!S_ISREG(info.st_mode)) continue;
       const size_t index = std::find(ring.begin(), ring.end(), name) - ring.begin();
       on_disk.push_back({info.st_mtim, index, file, static_cast<uint64_t>(info.st_size)});
     }

@@ -157,7 +157,9 @@ void CaptureWorker::reconcile(const std::string& uid) {
     LOG(ERROR) << "reconciling Pod " << uid << " failed; retrying in 1 s";
     queue_.addAfter(uid, std::chrono::seconds(1));
   }
-  for (const std::string& lookup : reconciler_.takeLookups()) lookups_.lookUp(lookup);
+  for (const capture::SandboxLookup& lookup : reconciler_.takeLookups()) {
+    lookups_.lookUp(lookup.pod_uid, lookup.sandbox_uid);
+  }
   for (const std::string& filter : reconciler_.takeFilterChecks()) lookups_.checkFilter(filter);
 }
 

@@ -15,12 +15,12 @@ SandboxLookups::SandboxLookups(cri::SandboxResolver& resolver, OnAnswer on_answe
 
 SandboxLookups::~SandboxLookups() { stop(); }
 
-void SandboxLookups::lookUp(const std::string& pod_uid) {
+void SandboxLookups::lookUp(const std::string& pod_uid, const std::string& sandbox_uid) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!asked_.insert(pod_uid).second) return;
   }
-  requests_.push(pod_uid);
+  requests_.push(LookUp{pod_uid, sandbox_uid});
 }
 
 void SandboxLookups::snapshot() {
@@ -57,11 +57,11 @@ void SandboxLookups::run() {
       }
       // Every look-up waiting now, answered together: one list of the node's sandboxes for a
       // burst of new captures, not one per Pod.
-      std::vector<std::string> uids = {std::get<std::string>(*request)};
+      std::vector<LookUp> lookups = {std::get<LookUp>(*request)};
       std::vector<Request> later;  // snapshots asked meanwhile, after the look-ups
       while (std::optional<Request> more = requests_.tryPop()) {
-        if (const auto* uid = std::get_if<std::string>(&*more)) {
-          uids.push_back(*uid);
+        if (const auto* lookup = std::get_if<LookUp>(&*more)) {
+          lookups.push_back(*lookup);
         } else {
           later.push_back(*more);
         }
@@ -70,13 +70,17 @@ void SandboxLookups::run() {
       for (Request& request : later) requests_.push(std::move(request));
       // Taken off the set before the call: a look-up asked during it is asked again, so its
       // answer is never older than the question.
+      std::vector<std::string> sandbox_uids;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        for (const std::string& uid : uids) asked_.erase(uid);
+        for (const LookUp& lookup : lookups) {
+          asked_.erase(lookup.pod_uid);
+          sandbox_uids.push_back(lookup.sandbox_uid);
+        }
       }
-      std::vector<absl::StatusOr<cri::SandboxInfo>> answers = resolver_.resolveAll(uids);
-      for (size_t i = 0; i < uids.size(); ++i) {
-        on_answer_(Answer{uids[i], std::move(answers[i])});
+      std::vector<absl::StatusOr<cri::SandboxInfo>> answers = resolver_.resolveAll(sandbox_uids);
+      for (size_t i = 0; i < lookups.size(); ++i) {
+        on_answer_(Answer{lookups[i].pod_uid, std::move(answers[i])});
       }
     });
     requests_.done();

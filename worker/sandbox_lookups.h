@@ -36,18 +36,24 @@ class SandboxLookups {
   SandboxLookups(const SandboxLookups&) = delete;
   SandboxLookups& operator=(const SandboxLookups&) = delete;
 
-  void lookUp(const std::string& pod_uid);
+  // The Pod's sandbox, by the UID its sandboxes are labelled with (a static Pod's is not its
+  // mirror's: k8s::sandboxUidOf); answered for `pod_uid`.
+  void lookUp(const std::string& pod_uid, const std::string& sandbox_uid);
   void snapshot();
   void checkFilter(const std::string& filter);
   // Returns once the call in flight, if any, has returned (at most one CRI deadline).
   void stop();
 
  private:
+  struct LookUp {
+    std::string pod_uid;
+    std::string sandbox_uid;
+  };
   struct Snapshot {};
   struct FilterCheck {
     std::string filter;
   };
-  using Request = std::variant<std::string, Snapshot, FilterCheck>;  // a Pod UID, or ...
+  using Request = std::variant<LookUp, Snapshot, FilterCheck>;
   void run();
 
   cri::SandboxResolver& resolver_;

@@ -13,7 +13,8 @@ DEFINE_string(cri_timeout, "2s", "deadline of each CRI call, e.g. 500ms, 2s");
 DEFINE_string(capture_dir, "/",
               "run: where tcpdump writes capture-<pod>.pcap<index>; at start-up every capture "
               "file in it is deleted (owned by an earlier run or not) but those of Completed "
-              "and bounded captures that go on, and the other wanted captures start afresh");
+              "and bounded captures that go on, and the other wanted captures start afresh; "
+              "a directory owned by root, not writable by group or others");
 DEFINE_int32(max_files, capture::kDefaultMaxCaptureFiles,
              "run: the largest N accepted in tcpdump.antrea.io=\"N\" (N files of 1 MB per "
              "capture)");

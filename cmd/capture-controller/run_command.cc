@@ -5,13 +5,13 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <string>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "capture/annotation.h"
+#include "capture/capture_files.h"
 #include "capture/tcpdump.h"
 #include "cmd/capture-controller/commands.h"
 #include "cmd/capture-controller/flags.h"
@@ -20,6 +20,7 @@
 #include "k8s/event_recorder.h"
 #include "k8s/kube_config.h"
 #include "k8s/pod_informer.h"
+#include "proc/kernel_features.h"
 #include "proc/netns_launcher.h"
 #include "status/status_server.h"
 #include "worker/capture_worker.h"
@@ -62,10 +63,8 @@ absl::StatusOr<RunSettings> runSettings() {
   auto resync = positiveDuration("resync-period", FLAGS_resync_period);
   if (!resync.ok()) return resync.status();
   if (FLAGS_max_files < 1) return absl::InvalidArgumentError("--max-files: at least 1");
-  std::error_code error;
-  if (!std::filesystem::is_directory(FLAGS_capture_dir, error)) {
-    return absl::InvalidArgumentError("--capture-dir: not a directory: " + FLAGS_capture_dir);
-  }
+  // A directory only root can write: nobody else can plant a link where tcpdump writes.
+  if (absl::Status dir = capture::checkCaptureDir(FLAGS_capture_dir); !dir.ok()) return dir;
   settings.capture.capture_dir = FLAGS_capture_dir;
   settings.capture.max_files = FLAGS_max_files;
   settings.capture.resync_period = absl::ToChronoMilliseconds(*resync);
@@ -149,6 +148,13 @@ int runCommand() {
     LOG(ERROR) << settings.status().message();
     return 2;
   }
+  // Before anything is spawned (the tcpdump probe is): what the kernel offers decides how
+  // children start, and below the floor nothing could.
+  if (absl::Status floor = proc::checkKernelFloor(); !floor.ok()) {
+    LOG(ERROR) << "cannot start: " << floor.message();
+    return 1;
+  }
+  LOG(INFO) << proc::kernelFeatures().describe();
   auto tcpdump = capture::probeTcpdump(FLAGS_tcpdump);
   if (!tcpdump.ok()) {
     LOG(ERROR) << "cannot start without a working tcpdump (--tcpdump=" << FLAGS_tcpdump
@@ -183,10 +189,11 @@ int runCommand() {
 
   k8s::PodInformerOptions informer_options;
   informer_options.node_name = settings->capture.node_name;
-  // Only the annotation the controller reads: a Pod's other annotations are most of its memory.
+  // Only the annotations the controller reads: a Pod's others are most of its memory. A static
+  // Pod's sandboxes are found through its mirror's kubernetes.io/config.mirror.
   informer_options.parse.annotation_keys = {
       {capture::kCaptureAnnotation, capture::kFilterAnnotation, capture::kDurationAnnotation,
-       capture::kPacketsAnnotation}};
+       capture::kPacketsAnnotation, k8s::kMirrorPodAnnotation}};
   PodEventRelay relay;
   k8s::PodInformer informer(*cluster, informer_options, &relay);
   worker::CaptureWorker worker(settings->capture, resolver, informer, events, **launcher);

@@ -81,9 +81,9 @@ class FullNode {
   // A reconcile, with the sandbox look-up it asks for answered, as the worker does.
   void start(Reconciler& reconciler, const std::string& uid) {
     reconciler.reconcile(uid);
-    for (const std::string& pod : reconciler.takeLookups()) {
-      reconciler.recordSandbox(pod, resolver_.resolve(pod));
-      reconciler.reconcile(pod);
+    for (const SandboxLookup& lookup : reconciler.takeLookups()) {
+      reconciler.recordSandbox(lookup.pod_uid, resolver_.resolve(lookup.sandbox_uid));
+      reconciler.reconcile(lookup.pod_uid);
     }
   }
   cri::SandboxSnapshot snapshot() { return *resolver_.snapshot(); }

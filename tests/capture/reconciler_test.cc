@@ -67,9 +67,9 @@ class ReconcilerTest : public ::testing::Test {
   void settle(std::map<std::string, std::optional<Duration>>& asked) {
     for (bool busy = true; busy;) {
       busy = false;
-      for (const std::string& pod : reconciler_->takeLookups()) {
-        reconciler_->recordSandbox(pod, resolver_.resolve(pod));
-        asked[pod] = reconciler_->reconcile(pod);
+      for (const SandboxLookup& lookup : reconciler_->takeLookups()) {
+        reconciler_->recordSandbox(lookup.pod_uid, resolver_.resolve(lookup.sandbox_uid));
+        asked[lookup.pod_uid] = reconciler_->reconcile(lookup.pod_uid);
         busy = true;
       }
       for (const std::string& filter : reconciler_->takeFilterChecks()) {
@@ -1284,9 +1284,120 @@ TEST_F(ReconcilerRestartTest, UnreadableSavedCapturesAreSkippedAndTheStartGoesOn
   restartController();
   EXPECT_THAT(reconciler_->trackedPods(), ElementsAre("uid-1")) << "the readable one goes on";
   EXPECT_THAT(dir_.allNames(),
-              UnorderedElementsAre(".capture-web.pcap.state", ".capture-dir.pcap.state"))
-      << "the unreadable ones deleted, but for the directory, which is not ours to remove";
+              UnorderedElementsAre(".capture-web.pcap.state", ".capture-dir.pcap.state",
+                                   ".capture-fifo.pcap.state", ".capture-link.pcap.state"))
+      << "the unreadable file deleted; what is no regular file is not ours to remove";
   EXPECT_TRUE(std::filesystem::exists("/etc/passwd"));
+}
+
+TEST_F(ReconcilerTest, ADirectoryNamedLikeACaptureFileIsSkippedNotACrashLoop) {
+  testing::TempDir outside;
+  outside.touch("target", "untouched");
+  pods_.set(makePod("uid-1", "default", "web", "3"));
+  pods_.set(makePod("uid-2", "default", "db", "1"));
+  ASSERT_EQ(::mkdir(dir_.file("capture-web.pcap0").c_str(), 0700), 0);  // where web writes
+  ASSERT_EQ(::mkdir(dir_.file("capture-old.pcap1").c_str(), 0700), 0);
+  ASSERT_EQ(::mkfifo(dir_.file("capture-fifo.pcap").c_str(), 0600), 0);
+  ASSERT_EQ(::symlink(outside.file("target").c_str(), dir_.file("capture-link.pcap0").c_str()), 0);
+  dir_.touch("capture-gone.pcap0");
+  const absl::Status started = reconciler_->startFresh();
+  ASSERT_TRUE(started.ok()) << started << ": an error here is a crash loop";
+  EXPECT_THAT(dir_.names(), UnorderedElementsAre("capture-web.pcap0", "capture-old.pcap1",
+                                                 "capture-fifo.pcap", "capture-link.pcap0"));
+  EXPECT_EQ(testsupport::readFile(outside.file("target")), "untouched");
+  EXPECT_THAT(reconciler_->trackedPods(), UnorderedElementsAre("uid-1", "uid-2"));
+
+  // The other captures start; the one whose file is a directory fails, and says why.
+  resolver_.set("uid-1", makeSandbox("s1", "/var/run/netns/cni-s1"));
+  resolver_.set("uid-2", makeSandbox("s2", "/var/run/netns/cni-s2"));
+  EXPECT_EQ(reconcile("uid-2"), std::nullopt);
+  EXPECT_THAT(reconcile("uid-1"), Optional(1s));
+  ASSERT_THAT(launcher_.starts(), SizeIs(1));
+  EXPECT_EQ(launcher_.starts()[0].owner, "uid-2");
+  const auto failed = events_.withReason(kReasonFailed);
+  ASSERT_THAT(failed, SizeIs(1));
+  EXPECT_THAT(failed[0].message,
+              AllOf(HasSubstr(path("capture-web.pcap0")), HasSubstr("is a directory")));
+
+  // The Pod's capture ends: what is not its file stays, and that is no failure either.
+  pods_.set(makePod("uid-1", "default", "web", std::nullopt));
+  reconcile("uid-1");
+  EXPECT_THAT(reconciler_->trackedPods(), ElementsAre("uid-2"));
+  EXPECT_TRUE(std::filesystem::is_directory(dir_.file("capture-web.pcap0")));
+}
+
+TEST_F(ReconcilerTest, ALinkPlantedWhereTcpdumpWritesFailsTheCaptureAndIsNotFollowed) {
+  testing::TempDir outside;
+  outside.touch("target", "untouched");
+  ASSERT_EQ(::symlink(outside.file("target").c_str(), dir_.file("capture-web.pcap2").c_str()), 0);
+  pods_.set(makePod("uid-1", "default", "web", "3"));
+  resolver_.set("uid-1", makeSandbox("s1", "/var/run/netns/cni-s1"));
+  EXPECT_THAT(reconcile("uid-1"), Optional(1s));
+  clock_.advance(1s);
+  EXPECT_THAT(reconcile("uid-1"), Optional(2s));
+  EXPECT_THAT(launcher_.starts(), IsEmpty()) << "tcpdump would write through the link";
+  const auto failed = events_.withReason(kReasonFailed);
+  ASSERT_THAT(failed, SizeIs(1)) << "the same failure is reported once";
+  EXPECT_THAT(failed[0].message,
+              AllOf(HasSubstr(path("capture-web.pcap2")),
+                    HasSubstr("is a symbolic link: refusing to let tcpdump write through it")));
+  EXPECT_THAT(reconciler_->captures()[0].last_error, HasSubstr("symbolic link"));
+  EXPECT_EQ(testsupport::readFile(outside.file("target")), "untouched");
+
+  // A hard link is refused too: tcpdump would write into the file it shares.
+  ASSERT_EQ(::unlink(dir_.file("capture-web.pcap2").c_str()), 0);
+  ASSERT_EQ(::link(outside.file("target").c_str(), dir_.file("capture-web.pcap2").c_str()), 0);
+  clock_.advance(2s);
+  EXPECT_THAT(reconcile("uid-1"), Optional(4s));
+  EXPECT_THAT(events_.withReason(kReasonFailed).back().message, HasSubstr("2 links"));
+  EXPECT_THAT(launcher_.starts(), IsEmpty());
+
+  // Once it is gone, the capture starts.
+  ASSERT_EQ(::unlink(dir_.file("capture-web.pcap2").c_str()), 0);
+  clock_.advance(4s);
+  EXPECT_EQ(reconcile("uid-1"), std::nullopt);
+  EXPECT_THAT(launcher_.starts(), SizeIs(1));
+  EXPECT_EQ(testsupport::readFile(outside.file("target")), "untouched");
+}
+
+TEST_F(ReconcilerTest, AStaticPodIsFoundByTheUidItsMirrorPodNames) {
+  // The kubelet labels a static Pod's sandbox with the manifest's UID; the API server's mirror
+  // Pod has a UID of its own and names the static one in kubernetes.io/config.mirror.
+  k8s::Pod mirror = makePod("mirror-uid", "kube-system", "etcd-node-1", "2");
+  mirror.annotations[k8s::kMirrorPodAnnotation] = "static-uid";
+  pods_.set(mirror);
+  resolver_.set("static-uid", makeSandbox("s-static", "/var/run/netns/cni-static"));
+  reconcile("mirror-uid");
+  ASSERT_THAT(launcher_.starts(), SizeIs(1));
+  EXPECT_EQ(launcher_.starts()[0].netns_path, "/var/run/netns/cni-static");
+  EXPECT_EQ(launcher_.starts()[0].owner, "mirror-uid") << "the capture is the mirror Pod's";
+  auto snapshot = resolver_.snapshot();
+  ASSERT_TRUE(snapshot.ok());
+  EXPECT_THAT(reconciler_->checkBindings(*snapshot), IsEmpty()) << "its binding holds";
+  EXPECT_THAT(events_.withReason(kReasonPending), IsEmpty());
+}
+
+TEST_F(ReconcilerTest, ACaptureWithNoReadySandboxForAMinuteGetsOneWarningSayingWhatIsMissing) {
+  pods_.set(makePod("uid-1", "default", "web", "2"));  // no sandbox in the runtime
+  std::optional<Duration> again = reconcile("uid-1");
+  for (int i = 0; i < 40 && again; ++i) {
+    clock_.advance(*again);
+    again = reconcile("uid-1");
+  }
+  EXPECT_THAT(launcher_.starts(), IsEmpty());
+  ASSERT_THAT(events_.withReason(kReasonPending), SizeIs(1)) << "once, not every 2 s";
+  const testing::RecordedEvent warning = events_.withReason(kReasonPending)[0];
+  EXPECT_EQ(warning.type, k8s::EventType::kWarning);
+  EXPECT_THAT(warning.message,
+              AllOf(HasSubstr("for 60s"), HasSubstr("io.kubernetes.pod.uid=uid-1"),
+                    HasSubstr("no sandbox for this pod"), HasSubstr(k8s::kMirrorPodAnnotation)));
+
+  // Its sandbox comes: the capture starts, and nothing more is said of the wait.
+  resolver_.set("uid-1", makeSandbox("s1", "/var/run/netns/cni-s1"));
+  clock_.advance(2s);
+  reconcile("uid-1");
+  EXPECT_THAT(launcher_.starts(), SizeIs(1));
+  EXPECT_THAT(events_.withReason(kReasonPending), SizeIs(1));
 }
 
 }  // namespace

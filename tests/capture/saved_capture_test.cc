@@ -15,9 +15,11 @@
 namespace capture {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
 
 SavedCapture sample() {
   SavedCapture saved;
@@ -139,6 +141,50 @@ TEST_F(SavedCapturesTest, ASaveNeverWritesThroughALinkPlantedUnderItsName) {
   ASSERT_EQ(::symlink(target.c_str(), dir_.file(".capture-web.pcap.state.tmp").c_str()), 0);
   EXPECT_FALSE(saved_.save(sample()).ok());
   EXPECT_EQ(testsupport::readFile(target), "untouched");
+}
+
+TEST_F(SavedCapturesTest, RemovesOnlyRegularFilesAndSkipsTheRestWithoutAnError) {
+  testing::TempDir outside;
+  outside.touch("target", "untouched");
+  ASSERT_EQ(::mkdir(dir_.file(".capture-dir.pcap.state").c_str(), 0700), 0);
+  ASSERT_EQ(::mkfifo(dir_.file(".capture-fifo.pcap.state").c_str(), 0600), 0);
+  ASSERT_EQ(
+      ::symlink(outside.file("target").c_str(), dir_.file(".capture-link.pcap.state").c_str()), 0);
+  ASSERT_EQ(
+      ::symlink(outside.file("target").c_str(), dir_.file(".capture-link.pcap.state.tmp").c_str()),
+      0);
+  ASSERT_EQ(::link(outside.file("target").c_str(), dir_.file(".capture-hard.pcap.state").c_str()),
+            0);
+  for (const char* base :
+       {"capture-dir.pcap", "capture-fifo.pcap", "capture-link.pcap", "capture-hard.pcap"}) {
+    const absl::Status removed = saved_.remove(base);
+    EXPECT_TRUE(removed.ok()) << base << ": " << removed;
+  }
+  EXPECT_THAT(dir_.allNames(),
+              UnorderedElementsAre(".capture-dir.pcap.state", ".capture-fifo.pcap.state",
+                                   ".capture-link.pcap.state", ".capture-link.pcap.state.tmp"))
+      << "the hard link is a regular file: its name goes";
+  EXPECT_EQ(testsupport::readFile(outside.file("target")), "untouched");
+  EXPECT_THAT(outside.names(), ElementsAre("target"));
+}
+
+TEST_F(SavedCapturesTest, ASaveNeverWritesIntoAHardLinkOrAFifoLeftUnderItsTemporaryName) {
+  testing::TempDir outside;
+  outside.touch("target", "untouched");
+  ASSERT_EQ(
+      ::link(outside.file("target").c_str(), dir_.file(".capture-web.pcap.state.tmp").c_str()), 0);
+  ASSERT_TRUE(saved_.save(sample()).ok()) << "a regular file left there is a crash's: replaced";
+  EXPECT_EQ(testsupport::readFile(outside.file("target")), "untouched");
+  EXPECT_THAT(dir_.allNames(), ElementsAre(".capture-web.pcap.state"));
+
+  ASSERT_EQ(::mkfifo(dir_.file(".capture-web.pcap.state.tmp").c_str(), 0600), 0);
+  const absl::Status fifo = saved_.save(sample());  // would block, opened for writing
+  EXPECT_FALSE(fifo.ok());
+  EXPECT_THAT(fifo.message(), AllOf(HasSubstr(".capture-web.pcap.state.tmp"), HasSubstr("a FIFO")));
+  ASSERT_EQ(::unlink(dir_.file(".capture-web.pcap.state.tmp").c_str()), 0);
+
+  ASSERT_EQ(::mkdir(dir_.file(".capture-web.pcap.state.tmp").c_str(), 0700), 0);
+  EXPECT_THAT(saved_.save(sample()).message(), HasSubstr("a directory"));
 }
 
 }  // namespace

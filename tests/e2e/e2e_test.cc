@@ -291,6 +291,34 @@ TEST_F(ControllerE2E, AnnotationStartsACaptureOfThePodsTrafficInItsNetns) {
   EXPECT_NE(netnsOfProcess(pid), netnsOfProcess(::getpid()));
 }
 
+TEST_F(ControllerE2E, AStaticPodIsCapturedThroughItsMirrorPodsAnnotation) {
+  startController();
+  // The kubelet runs a static Pod from a manifest and labels its sandbox with the manifest's
+  // UID (a hash); the API server has only the mirror Pod, whose own UID differs and whose
+  // kubernetes.io/config.mirror names the static one.
+  const std::string static_uid = "6e2b4b0c1f0a49f2b0d0c3a6f5e4d3c2";
+  TestPod etcd{"kube-system", "etcd-" + std::string(kNode),
+               api().createPod("kube-system", "etcd-" + std::string(kNode), kNode,
+                               {{"kubernetes.io/config.mirror", static_uid}})};
+  ASSERT_NE(etcd.uid, static_uid);
+  auto sandbox = lab().runPodSandbox(lab::PodSpec{etcd.name, etcd.namespace_, static_uid, 0});
+  ASSERT_TRUE(sandbox.ok()) << sandbox.status();
+  sandboxes_.push_back(sandbox->id);
+  etcd.sandbox = *sandbox;
+  etcd.netns = netnsOf(static_uid);
+  pinger_->add(sandbox->ip);
+  annotate(etcd, "1");
+  const std::string pcap = file("capture-" + etcd.name + ".pcap");
+  EXPECT_TRUE(waitForPacketsOf(pcap, sandbox->ip)) << "no packet of " << sandbox->ip;
+  ASSERT_TRUE(waitForEvent(etcd, "CaptureStarted"));
+  EXPECT_THAT(api_->messages(etcd.uid, "CaptureStarted")[0],
+              AllOf(HasSubstr(sandbox->id), HasSubstr(etcd.netns)));
+  const pid_t pid = waitForRunningCapture(etcd);
+  ASSERT_NE(pid, 0);
+  EXPECT_EQ(netnsOfProcess(pid), inodeOf(etcd.netns));
+  EXPECT_THAT(api_->messages(etcd.uid, "CapturePending"), IsEmpty());
+}
+
 TEST_F(ControllerE2E, RemovingTheAnnotationStopsTcpdumpAndDeletesOnlyItsFiles) {
   startController();
   const TestPod web = runPod("default", "web");
@@ -1012,6 +1040,15 @@ TEST_F(ControllerE2E, StartUpFailuresNameWhatIsMissing) {
   const lab::CommandResult without_node = runBinary({"run", "--node-name="});
   EXPECT_EQ(without_node.exit_code, 2);
   EXPECT_THAT(without_node.err, HasSubstr("--node-name"));
+
+  // A capture directory others can write: they could plant a link where tcpdump writes.
+  const std::string open_dir = dir_ + "/open";
+  std::filesystem::create_directory(open_dir);
+  std::filesystem::permissions(open_dir, std::filesystem::perms::all);
+  const lab::CommandResult open = runBinary(controllerArgs({{"--capture-dir", open_dir}}));
+  EXPECT_EQ(open.exit_code, 2);
+  EXPECT_THAT(open.err, AllOf(HasSubstr("--capture-dir " + open_dir),
+                              HasSubstr("writable by group or others")));
 }
 
 }  // namespace

@@ -211,6 +211,13 @@ TEST(DaemonSet, MountsContainerdSocketAndNetnsFromTheHost) {
   EXPECT_EQ(str(netns["mountPropagation"]), "HostToContainer");
 }
 
+TEST(DaemonSet, RunsOnEveryLinuxNodeAndIsEvictedLast) {
+  EXPECT_EQ(str(at(podSpec(), {"nodeSelector", "kubernetes.io/os"})), "linux");
+  EXPECT_EQ(str(podSpec()["priorityClassName"]), "system-node-critical");
+  // system-node-critical is admitted in kube-system only.
+  EXPECT_EQ(str(at(daemonSet(), {"metadata", "namespace"})), "kube-system");
+}
+
 TEST(DaemonSet, ProbesHitHealthzAndReadyzOnTheHttpAddressPort) {
   const YAML::Node container = controllerContainer();
   const std::string address = flagsOf(container)["--http-address"];

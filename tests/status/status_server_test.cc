@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -227,6 +228,20 @@ TEST_F(CaptureDir, CapturesJsonListsEachCapturesOwnFilesWithTheirSizes) {
   EXPECT_EQ(web.at("filesOnDisk"), expected);
   EXPECT_EQ(web.at("bytesOnDisk"), 1524) << "what is on disk now, not at the last resync";
   EXPECT_EQ(web.at("counts"), nullptr) << "tcpdump has not reported yet";
+}
+
+TEST_F(CaptureDir, CapturesJsonListsOnlyRegularFilesAndFollowsNoLink) {
+  write("capture-web.pcap0", 10);
+  write("outside", 5000);
+  ASSERT_EQ(::symlink((dir_ + "/outside").c_str(), (dir_ + "/capture-web.pcap1").c_str()), 0);
+  ASSERT_EQ(::mkdir((dir_ + "/capture-web.pcap2").c_str(), 0700), 0);
+  const nlohmann::json document = capturesJson({running("web")});
+  const nlohmann::json& web = document["captures"][0];
+  const nlohmann::json expected = nlohmann::json::array({
+      {{"path", dir_ + "/capture-web.pcap0"}, {"bytes", 10}},
+  });
+  EXPECT_EQ(web.at("filesOnDisk"), expected);
+  EXPECT_EQ(web.at("bytesOnDisk"), 10) << "not the link's target's size";
 }
 
 TEST_F(CaptureDir, CapturesJsonListsTheFilesOldestFirstAsTcpdumpWroteThem) {
