@@ -1,6 +1,7 @@
 // The resolver and the `sandbox` CLI against a real containerd (tests/lab), one lab for the
 // whole binary. Every test makes pods with fresh UIDs, so tests do not see each other's pods.
 #include <fcntl.h>
+#include <gmock/gmock.h>
 #include <linux/magic.h>
 #include <linux/nsfs.h>
 #include <sched.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -61,6 +63,12 @@ TEST_F(ResolverE2E, VersionNamesTheRuntime) {
   ASSERT_TRUE(version.ok()) << version.status();
   EXPECT_EQ(version->runtime_name(), "containerd");
   EXPECT_EQ(version->runtime_api_version(), "v1");
+  // The containerd of the matrix entry (tests/CMakeLists.txt) that this run is named after.
+  EXPECT_EQ(version->runtime_version(), lab().containerdVersion());
+  if (const char* expected = std::getenv("CAPTURE_CONTROLLER_LAB_CONTAINERD_VERSION")) {
+    EXPECT_THAT(version->runtime_version(), ::testing::HasSubstr(expected));
+  }
+  RecordProperty("containerd_version", version->runtime_version());
 }
 
 TEST_F(ResolverE2E, ResolvesTheNetworkNamespaceOfTheSandboxPauseProcess) {

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -124,7 +125,36 @@ pid_t runningContainerd(const std::string& dir) {
   return 0;
 }
 
+// The containerd binary a lab runs, recorded in its directory so that reaping a dead lab restarts
+// the same one: an absolute path (or, from an older lab, none: "containerd" on PATH).
+std::string binaryFileOf(const std::string& dir) { return dir + "/containerd.binary"; }
+
+std::string containerdBinaryOf(const std::string& dir) {
+  std::string binary = readFile(binaryFileOf(dir));
+  while (!binary.empty() && binary.back() == '\n') binary.pop_back();
+  return binary.empty() ? "containerd" : binary;
+}
+
 absl::StatusOr<pid_t> spawnContainerd(const std::string& dir) {
+  const std::string binary = containerdBinaryOf(dir);
+  // Another version's containerd finds its own shim first: its directory, unless already on
+  // PATH (the machine's), leads PATH; runc, on the rest of PATH, is the machine's.
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "PATH=", 5) != 0) env_storage.emplace_back(*e);
+  }
+  const char* path = std::getenv("PATH");
+  std::string new_path =
+      path != nullptr ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  const std::string bin_dir = fs::path(binary).parent_path().string();
+  if (!bin_dir.empty() && (":" + new_path + ":").find(":" + bin_dir + ":") == std::string::npos) {
+    new_path = bin_dir + ":" + new_path;
+  }
+  env_storage.push_back("PATH=" + new_path);
+  std::vector<char*> envp;
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -137,13 +167,15 @@ absl::StatusOr<pid_t> spawnContainerd(const std::string& dir) {
   // after removing the sandboxes, rather than containerd dying first.
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
   const std::string config = dir + "/config.toml";
-  const char* argv[] = {"containerd", "--config", config.c_str(), nullptr};
+  const char* argv[] = {binary.c_str(), "--config", config.c_str(), nullptr};
   pid_t pid = 0;
   const int rc =
-      posix_spawnp(&pid, argv[0], &actions, &attr, const_cast<char* const*>(argv), environ);
+      posix_spawnp(&pid, argv[0], &actions, &attr, const_cast<char* const*>(argv), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
-  if (rc != 0) return absl::NotFoundError(std::string("cannot run containerd: ") + strerror(rc));
+  if (rc != 0) {
+    return absl::NotFoundError("cannot run " + binary + ": " + strerror(rc));
+  }
   if (auto s = writeFile(dir + "/containerd.pid", std::to_string(pid)); !s.ok()) return s;
   return pid;
 }
@@ -385,7 +417,8 @@ constexpr char kContainerdConfig[] = R"(version = 2
 root = "$DIR/root"
 state = "$DIR/state"
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+                    "io.containerd.snapshotter.v1.blockfile"]
 [grpc]
   address = "$DIR/containerd.sock"
 [ttrpc]
@@ -419,11 +452,87 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     max_conf_num = 1
 )";
 
+// containerd 2.x reads version 2 configs too, but migrates them on every start; its own
+// version 3 moves the CRI plugin's settings to io.containerd.cri.v1.images (image store,
+// snapshotter, sandbox image) and io.containerd.cri.v1.runtime (runtimes, CNI).
+constexpr char kContainerdConfigV3[] = R"(version = 3
+root = "$DIR/root"
+state = "$DIR/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+                    "io.containerd.snapshotter.v1.blockfile", "io.containerd.snapshotter.v1.erofs",
+                    "io.containerd.differ.v1.erofs"]
+[grpc]
+  address = "$DIR/containerd.sock"
+[ttrpc]
+  address = "$DIR/containerd.sock.ttrpc"
+[debug]
+  address = "$DIR/debug.sock"
+  level = "info"
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$DIR/opt"
+# On by default in 2.x, and its socket is one per machine (/var/run/nri/nri.sock): labs side by
+# side, or the machine's own containerd, would take it from each other.
+[plugins."io.containerd.nri.v1.nri"]
+  disable = true
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "$SNAPSHOTTER"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "$SANDBOX_IMAGE"
+[plugins."io.containerd.cri.v1.runtime"]
+  enable_selinux = false
+  # As in the version 2 config above.
+  restrict_oom_score_adj = true
+  cdi_spec_dirs = []
+  enable_cdi = false
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = "$DIR/runc"
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "$DIR/cni/net.d"
+    max_conf_num = 1
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+)";
+
 std::string containerdConfig(const std::string& dir, const std::string& snapshotter,
-                             const std::string& sandbox_image) {
+                             const std::string& sandbox_image, int major_version) {
   return absl::StrReplaceAll(
-      kContainerdConfig,
+      major_version >= 2 ? kContainerdConfigV3 : kContainerdConfig,
       {{"$DIR", dir}, {"$SNAPSHOTTER", snapshotter}, {"$SANDBOX_IMAGE", sandbox_image}});
+}
+
+// "containerd github.com/containerd/containerd/v2 2.1.9+unknown" → "2.1.9+unknown".
+absl::StatusOr<std::string> versionOfBinary(const std::string& binary) {
+  auto out = runChecked({binary, "--version"}, seconds(30));
+  if (!out.ok()) return out.status();
+  std::vector<std::string> fields = absl::StrSplit(*out, absl::ByAnyChar(" \n"), absl::SkipEmpty());
+  if (fields.size() < 3)
+    return absl::InternalError("unexpected `" + binary + " --version`: " + *out);
+  return fields[2];
+}
+
+// "v2.1.9", "2.1.9+unknown", "1.7.24~ds1" → 2, 2, 1; 0 when it starts with no number.
+int majorOf(const std::string& version) {
+  const size_t start = version.find_first_of("0123456789");
+  return start == std::string::npos ? 0 : std::atoi(version.c_str() + start);
+}
+
+// Whether `version` (as containerd says it) is `expected` ("1.7.24"): equal once a leading "v" is
+// dropped, or followed by a suffix that is not part of a longer number ("~ds1", "+unknown", "-rc").
+bool versionMatches(std::string version, const std::string& expected) {
+  if (!version.empty() && version[0] == 'v') version.erase(0, 1);
+  if (version.rfind(expected, 0) != 0) return false;
+  return version.size() == expected.size() ||
+         std::string("~+-").find(version[expected.size()]) != std::string::npos;
 }
 
 }  // namespace
@@ -436,7 +545,22 @@ ContainerdLab::ContainerdLab(int slot)
       subnet_(slotSubnet(slot)),
       gateway_(slotGateway(slot)) {}
 
+LabOptions LabOptions::fromEnvironment() {
+  LabOptions options;
+  if (const char* root = std::getenv("CAPTURE_CONTROLLER_LAB_CONTAINERD")) {
+    options.containerd_root = root;
+  }
+  if (const char* version = std::getenv("CAPTURE_CONTROLLER_LAB_CONTAINERD_VERSION")) {
+    options.expect_version = version;
+  }
+  return options;
+}
+
 absl::StatusOr<std::unique_ptr<ContainerdLab>> ContainerdLab::start() {
+  return start(LabOptions::fromEnvironment());
+}
+
+absl::StatusOr<std::unique_ptr<ContainerdLab>> ContainerdLab::start(const LabOptions& options) {
   if (::geteuid() != 0) return absl::FailedPreconditionError("the containerd lab needs root");
   const auto started = Clock::now();
   std::error_code ec;
@@ -464,14 +588,44 @@ absl::StatusOr<std::unique_ptr<ContainerdLab>> ContainerdLab::start() {
   if (lab == nullptr) return absl::ResourceExhaustedError("no free lab slot (all 32 in use)");
   reapDeadSlots(lab->slot_);
 
-  if (auto s = lab->startContainerd(*archive); !s.ok()) return s;  // the destructor cleans up
-  LOG(INFO) << "containerd lab up in " << lab->dir_ << " (pid " << lab->containerd_pid_
-            << ", bridge " << lab->bridge_ << ", subnet " << lab->subnet_ << ") in "
+  // the destructor cleans up
+  if (auto s = lab->startContainerd(*archive, options); !s.ok()) return s;
+  LOG(INFO) << "containerd lab up in " << lab->dir_ << " (containerd " << lab->containerd_version_
+            << " " << lab->containerd_binary_ << ", pid " << lab->containerd_pid_ << ", bridge "
+            << lab->bridge_ << ", subnet " << lab->subnet_ << ") in "
             << std::chrono::duration_cast<milliseconds>(Clock::now() - started).count() << "ms";
   return lab;
 }
 
-absl::Status ContainerdLab::startContainerd(const std::string& pause_archive) {
+// `name` as posix_spawnp would find it on PATH; `name` itself when it is on none.
+static std::string onPath(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  for (const auto dir : absl::StrSplit(path != nullptr ? path : "", ':', absl::SkipEmpty())) {
+    const std::string candidate = std::string(dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return name;
+}
+
+absl::Status ContainerdLab::startContainerd(const std::string& pause_archive,
+                                            const LabOptions& options) {
+  containerd_binary_ = onPath("containerd");
+  ctr_binary_ = onPath("ctr");
+  if (!options.containerd_root.empty()) {
+    const std::string bin = options.containerd_root + "/usr/bin";
+    for (const char* b : {"containerd", "containerd-shim-runc-v2", "ctr"}) {
+      if (::access((bin + "/" + b).c_str(), X_OK) != 0) {
+        return absl::NotFoundError(
+            "no executable " + bin + "/" + b +
+            " (CAPTURE_CONTROLLER_LAB_CONTAINERD=" + options.containerd_root + ")");
+      }
+    }
+    containerd_binary_ = fs::absolute(bin + "/containerd").lexically_normal().string();
+    ctr_binary_ = fs::absolute(bin + "/ctr").lexically_normal().string();
+  }
+  auto binary_version = versionOfBinary(containerd_binary_);
+  if (!binary_version.ok()) return binary_version.status();
+
   for (const char* d :
        {"", "/root", "/state", "/opt", "/runc", "/cni/net.d", "/cni/ipam", "/pods"}) {
     fs::create_directories(dir_ + d);
@@ -483,11 +637,12 @@ absl::Status ContainerdLab::startContainerd(const std::string& pause_archive) {
   if (auto s = writeFile(dir_ + "/cni/net.d/10-lab.conflist", cniConfig(slot_, dir_)); !s.ok()) {
     return s;
   }
-  if (auto s =
-          writeFile(dir_ + "/config.toml", containerdConfig(dir_, snapshotter_, sandbox_image));
+  if (auto s = writeFile(dir_ + "/config.toml", containerdConfig(dir_, snapshotter_, sandbox_image,
+                                                                 majorOf(*binary_version)));
       !s.ok()) {
     return s;
   }
+  if (auto s = writeFile(binaryFileOf(dir_), containerd_binary_); !s.ok()) return s;
   recordIpForward();
 
   auto pid = spawnContainerd(dir_);
@@ -498,11 +653,20 @@ absl::Status ContainerdLab::startContainerd(const std::string& pause_archive) {
       cri::RuntimeClientOptions{endpoint(), std::chrono::seconds(60)});
   kubelet_ = std::make_unique<KubeletClient>(endpoint(), seconds(60));
 
-  if (auto s = runChecked({"ctr", "--address", socket_, "-n", "k8s.io", "images", "import",
+  if (auto s = runChecked({ctr_binary_, "--address", socket_, "-n", "k8s.io", "images", "import",
                            "--snapshotter", snapshotter_, "--base-name", kPauseRepository,
                            pause_archive});
       !s.ok()) {
     return s.status();
+  }
+  auto version = kubelet_->version();
+  if (!version.ok()) return version.status();
+  containerd_version_ = version->runtime_version();
+  if (!options.expect_version.empty() &&
+      !versionMatches(containerd_version_, options.expect_version)) {
+    return absl::FailedPreconditionError("containerd " + containerd_binary_ + " says it is " +
+                                         containerd_version_ + " (CRI Version), not " +
+                                         options.expect_version);
   }
 
   // Ready when the kubelet would start pods: RuntimeReady and NetworkReady (the CNI config is
@@ -525,7 +689,18 @@ absl::Status ContainerdLab::startContainerd(const std::string& pause_archive) {
     last = "image " + sandbox_image + " not visible to CRI yet";
     return false;
   };
-  if (testsupport::waitUntil(ready_for_pods, seconds(30), kPoll)) return absl::OkStatus();
+  if (testsupport::waitUntil(ready_for_pods, seconds(30), kPoll)) {
+    // What containerd warned about while starting (a config it reads differently, a plugin it
+    // skipped): in the test's log, where a new version's complaints are seen.
+    std::istringstream log(readFile(dir_ + "/containerd.log"));
+    for (std::string line; std::getline(log, line);) {
+      if (line.find("level=warning") != std::string::npos ||
+          line.find("level=error") != std::string::npos) {
+        LOG(WARNING) << "containerd " << containerd_version_ << ": " << line;
+      }
+    }
+    return absl::OkStatus();
+  }
   return absl::DeadlineExceededError("containerd lab not ready after 30s: " + last +
                                      "\ncontainerd log:\n" +
                                      tail(readFile(dir_ + "/containerd.log")));
@@ -591,7 +766,7 @@ absl::Status ContainerdLab::removePodSandbox(const std::string& id) {
 }
 
 absl::Status ContainerdLab::importImage(const std::string& archive) {
-  return runChecked({"ctr", "--address", socket_, "-n", "k8s.io", "images", "import",
+  return runChecked({ctr_binary_, "--address", socket_, "-n", "k8s.io", "images", "import",
                      "--snapshotter", snapshotter_, archive},
                     std::chrono::minutes(5))
       .status();

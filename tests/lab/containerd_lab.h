@@ -24,6 +24,12 @@
 // The pause image is built from pause.c by pause-image.sh, cached by content under
 // /var/tmp/capture-controller-lab, and imported with `ctr images import` (no registry).
 //
+// Which containerd: the machine's (containerd, its shim and ctr on PATH), or another version's
+// unpacked Debian package (LabOptions::containerd_root, by default from the environment variable
+// CAPTURE_CONTROLLER_LAB_CONTAINERD; tests/tools/fetch-containerd.sh makes one). The config is
+// the one that version reads: version 2 for 1.x, version 3 for 2.x. The shim is that package's,
+// runc the machine's.
+//
 // Teardown (the destructor) removes every sandbox through CRI, stops containerd, kills leftover
 // shims and sandbox processes, unmounts what is left under <dir>, deletes the bridge, the
 // cgroups and <dir>, and restores net.ipv4.ip_forward when the last lab goes (the bridge plugin
@@ -52,9 +58,24 @@ struct Sandbox {
   std::string ip;  // empty for a host-network sandbox
 };
 
+struct LabOptions {
+  // A directory holding usr/bin/containerd, usr/bin/containerd-shim-runc-v2 and usr/bin/ctr (a
+  // containerd package unpacked with dpkg -x); empty: the machine's, found on PATH.
+  std::string containerd_root;
+  // When set, start() fails unless containerd says it is this version (e.g. "1.7.24"): its
+  // CRI Version's runtime_version, without a Debian suffix such as "~ds1", starts with it.
+  std::string expect_version;
+
+  // CAPTURE_CONTROLLER_LAB_CONTAINERD and CAPTURE_CONTROLLER_LAB_CONTAINERD_VERSION (both may be
+  // unset: the machine's containerd, whatever its version).
+  static LabOptions fromEnvironment();
+};
+
 class ContainerdLab {
  public:
   // Needs root. Takes a few seconds the first time on a machine (image build), about one after.
+  static absl::StatusOr<std::unique_ptr<ContainerdLab>> start(const LabOptions& options);
+  // start(LabOptions::fromEnvironment()).
   static absl::StatusOr<std::unique_ptr<ContainerdLab>> start();
   ~ContainerdLab();
   ContainerdLab(const ContainerdLab&) = delete;
@@ -66,6 +87,10 @@ class ContainerdLab {
   const std::string& subnet() const { return subnet_; }    // e.g. 10.251.3.0/24
   const std::string& gateway() const { return gateway_; }  // the host's address on the bridge
   pid_t containerdPid() const { return containerd_pid_; }
+  // The running containerd's binary and its version as CRI Version reports it
+  // (runtime_version, e.g. "1.7.24~ds1" or "v2.1.9").
+  const std::string& containerdBinary() const { return containerd_binary_; }
+  const std::string& containerdVersion() const { return containerd_version_; }
   // The controller's own client, with a generous deadline.
   cri::RuntimeClient& client() { return *client_; }
   // The calls only the kubelet makes, with a generous deadline.
@@ -87,12 +112,13 @@ class ContainerdLab {
 
  private:
   explicit ContainerdLab(int slot);
-  absl::Status startContainerd(const std::string& pause_archive);
+  absl::Status startContainerd(const std::string& pause_archive, const LabOptions& options);
 
   int slot_;
   int slot_lock_fd_ = -1;
   std::string dir_, socket_, bridge_, subnet_, gateway_;
   std::string snapshotter_;
+  std::string containerd_binary_, ctr_binary_, containerd_version_;
   pid_t containerd_pid_ = 0;
   std::unique_ptr<cri::RuntimeClient> client_;
   std::unique_ptr<KubeletClient> kubelet_;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <memory>
 #include <string>
 
@@ -14,12 +15,17 @@ namespace lab {
 // ::testing::AddGlobalTestEnvironment(new lab::LabEnvironment), and begin each test (or SetUp)
 // with E2E_REQUIRE_LAB().
 // Its TearDown runs even when tests fail; a crash is handled by the next lab's start().
+// The containerd is the one LabOptions::fromEnvironment() names (the machine's by default); its
+// version goes to stdout and, as the property containerd_version, into the XML report.
 class LabEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
     auto started = ContainerdLab::start();
     if (started.ok()) {
       lab_ = std::move(*started);
+      std::cout << "[ lab      ] containerd " << lab_->containerdVersion() << " ("
+                << lab_->containerdBinary() << ")" << std::endl;
+      ::testing::Test::RecordProperty("containerd_version", lab_->containerdVersion());
     } else {
       why_ = "the containerd lab did not start: " + started.status().ToString();
     }

@@ -49,13 +49,15 @@ flock 9
 
 # The package index of a day is enough: refresh it when older.
 if [[ -z $(find "$apt_dir/lists" -maxdepth 1 -name '*_Packages*' -mmin -1440 -print -quit) ]]; then
-  apt-get "${apt_options[@]}" -qq update >"$apt_dir/update.log" 2>&1 ||
+  # --error-on=any: an index that could not be fetched (no network) is an error, not a warning.
+  apt-get "${apt_options[@]}" -qq --error-on=any update >"$apt_dir/update.log" 2>&1 ||
     fail "apt-get update for $suite failed:"$'\n'"$(tail -n 20 "$apt_dir/update.log")"
 fi
 
 version=${wanted#*=}
 if [[ $version == "$wanted" ]]; then
-  version=$(apt-cache "${apt_options[@]}" show --no-all-versions "$package" 2>/dev/null |
+  # A package the index lacks makes apt-cache fail: `|| true` lets the check below say so.
+  version=$({ apt-cache "${apt_options[@]}" show --no-all-versions "$package" 2>/dev/null || true; } |
     awk '/^Version:/ && !v {v = $2} END {print v}')
   [[ -n $version ]] || fail "$suite has no package $package"
 fi
