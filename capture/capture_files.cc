@@ -200,7 +200,13 @@ absl::StatusOr<std::vector<std::string>> CaptureFiles::list(int dir_fd, const Ma
 absl::StatusOr<std::vector<std::string>> CaptureFiles::filesOf(absl::string_view base) const {
   auto dir = openDirectory(dir_, "list capture directory");
   if (!dir.ok()) return dir.status();
-  return list(dir->get(), [base](absl::string_view name) { return isFileOfCapture(base, name); });
+  const int dir_fd = dir->get();
+  return list(dir_fd, [base, dir_fd](absl::string_view name) {
+    if (!isFileOfCapture(base, name)) return false;
+    struct stat file {};
+    return ::fstatat(dir_fd, std::string(name).c_str(), &file, AT_SYMLINK_NOFOLLOW) == 0 &&
+           S_ISREG(file.st_mode);
+  });
 }
 
 absl::StatusOr<uint64_t> CaptureFiles::bytesOf(absl::string_view base) const {

@@ -75,7 +75,8 @@ class CaptureFiles {
   const std::string& dir() const { return dir_; }
   std::string pathOf(absl::string_view file_name) const;
 
-  // Names (not paths) in the directory, sorted: whatever they are (see removeFilesOf()).
+  // The capture's regular files, by name (not path), sorted: what a Completed capture keeps.
+  // Anything else named like them is not the capture's (see removeFilesOf()).
   absl::StatusOr<std::vector<std::string>> filesOf(absl::string_view base) const;
   absl::StatusOr<std::vector<std::string>> allCaptureFiles() const;
   // What the capture's regular files hold, in bytes (a file that vanished meanwhile: 0).

@@ -124,6 +124,17 @@ TEST(FileBase, ShortensNamesThatWouldNotFitNameMaxDeterministically) {
   EXPECT_NE(plainFileBase("default", fits + "b", 10), "capture-" + fits + "b.pcap");
 }
 
+TEST(CaptureFiles, ACapturesFilesAreItsRegularFilesOnly) {
+  TempDir dir;
+  dir.touch("capture-web.pcap0");
+  dir.touch("outside");
+  ASSERT_EQ(::symlink(dir.file("outside").c_str(), dir.file("capture-web.pcap1").c_str()), 0);
+  ASSERT_EQ(::mkdir(dir.file("capture-web.pcap2").c_str(), 0700), 0);
+  EXPECT_THAT(*CaptureFiles(dir.path()).filesOf("capture-web.pcap"),
+              ElementsAre("capture-web.pcap0"))
+      << "a Completed capture keeps, and names, only what tcpdump wrote";
+}
+
 TEST(CaptureFiles, DeletesOneCapturesFilesAndNothingElse) {
   TempDir dir;
   for (const char* name :
