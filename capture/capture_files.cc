@@ -59,13 +59,32 @@ bool allDigits(absl::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isdigit(c); });
 }
 
-absl::StatusOr<proc::UniqueFd> openDirectory(const std::string& dir, absl::string_view what) {
+}  // namespace
+
+absl::StatusOr<proc::UniqueFd> openCaptureDirectory(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot ", what, " ", dir));
+  if (fd < 0)
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot list capture directory ", dir));
   return proc::UniqueFd(fd);
 }
 
-}  // namespace
+absl::StatusOr<Unlinked> unlinkRegularFile(int dir_fd, const std::string& name,
+                                           const std::string& path) {
+  struct stat info {};
+  if (::fstatat(dir_fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return Unlinked{};
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot delete ", path));
+  }
+  if (!S_ISREG(info.st_mode)) return Unlinked{false, describeFileType(info.st_mode)};
+  // unlinkat() never follows a link, and it fails on a directory put in the file's place since
+  // the fstatat() (EISDIR): only a name goes, never what a link points to.
+  if (::unlinkat(dir_fd, name.c_str(), 0) != 0) {
+    if (errno == ENOENT) return Unlinked{};
+    if (errno == EISDIR) return Unlinked{false, "a directory now"};
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot delete ", path));
+  }
+  return Unlinked{true, ""};
+}
 
 int rotationSuffixWidth(int files) {
   int width = 0;
@@ -198,7 +217,7 @@ absl::StatusOr<std::vector<std::string>> CaptureFiles::list(int dir_fd, const Ma
 }
 
 absl::StatusOr<std::vector<std::string>> CaptureFiles::filesOf(absl::string_view base) const {
-  auto dir = openDirectory(dir_, "list capture directory");
+  auto dir = openCaptureDirectory(dir_);
   if (!dir.ok()) return dir.status();
   const int dir_fd = dir->get();
   return list(dir_fd, [base, dir_fd](absl::string_view name) {
@@ -210,7 +229,7 @@ absl::StatusOr<std::vector<std::string>> CaptureFiles::filesOf(absl::string_view
 }
 
 absl::StatusOr<uint64_t> CaptureFiles::bytesOf(absl::string_view base) const {
-  auto dir = openDirectory(dir_, "list capture directory");
+  auto dir = openCaptureDirectory(dir_);
   if (!dir.ok()) return dir.status();
   auto names =
       list(dir->get(), [base](absl::string_view name) { return isFileOfCapture(base, name); });
@@ -228,7 +247,7 @@ absl::StatusOr<uint64_t> CaptureFiles::bytesOf(absl::string_view base) const {
 }
 
 absl::StatusOr<std::vector<std::string>> CaptureFiles::allCaptureFiles() const {
-  auto dir = openDirectory(dir_, "list capture directory");
+  auto dir = openCaptureDirectory(dir_);
   if (!dir.ok()) return dir.status();
   return list(dir->get(), [](absl::string_view name) { return isCaptureFileName(name); });
 }
@@ -237,30 +256,16 @@ absl::StatusOr<std::vector<std::string>> CaptureFiles::remove(
     int dir_fd, const std::vector<std::string>& names) const {
   std::vector<std::string> removed;
   absl::Status failure;
-  auto fail = [&](int error, const std::string& path) {
-    if (failure.ok()) failure = absl::ErrnoToStatus(error, absl::StrCat("cannot delete ", path));
-  };
   for (const std::string& name : names) {
     const std::string path = pathOf(name);
-    struct stat info {};
-    if (::fstatat(dir_fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno != ENOENT) fail(errno, path);
-      continue;
-    }
-    if (!S_ISREG(info.st_mode)) {
-      LOG(WARNING) << "not deleting " << path << ": it is " << describeFileType(info.st_mode)
-                   << ", not a file tcpdump wrote (remove it by hand)";
-      continue;
-    }
-    // unlinkat() never follows a link, and it fails on a directory put in the file's place
-    // since the fstatat() (EISDIR): only a name goes, never what a link points to.
-    if (::unlinkat(dir_fd, name.c_str(), 0) == 0) {
+    auto unlinked = unlinkRegularFile(dir_fd, name, path);
+    if (!unlinked.ok()) {
+      if (failure.ok()) failure = unlinked.status();
+    } else if (unlinked->deleted) {
       removed.push_back(name);
-    } else if (errno == EISDIR) {
-      LOG(WARNING) << "not deleting " << path
-                   << ": it is a directory now, not a file tcpdump wrote (remove it by hand)";
-    } else if (errno != ENOENT) {
-      fail(errno, path);
+    } else if (!unlinked->left_alone.empty()) {
+      LOG(WARNING) << "not deleting " << path << ": it is " << unlinked->left_alone
+                   << ", not a file tcpdump wrote (remove it by hand)";
     }
   }
   if (!failure.ok()) return failure;
@@ -268,7 +273,7 @@ absl::StatusOr<std::vector<std::string>> CaptureFiles::remove(
 }
 
 absl::StatusOr<std::vector<std::string>> CaptureFiles::removeFilesOf(absl::string_view base) const {
-  auto dir = openDirectory(dir_, "list capture directory");
+  auto dir = openCaptureDirectory(dir_);
   if (!dir.ok()) return dir.status();
   auto names =
       list(dir->get(), [base](absl::string_view name) { return isFileOfCapture(base, name); });
@@ -278,7 +283,7 @@ absl::StatusOr<std::vector<std::string>> CaptureFiles::removeFilesOf(absl::strin
 
 absl::StatusOr<std::vector<std::string>> CaptureFiles::removeAllCaptureFiles(
     const std::set<std::string>& keep) const {
-  auto dir = openDirectory(dir_, "list capture directory");
+  auto dir = openCaptureDirectory(dir_);
   if (!dir.ok()) return dir.status();
   auto names = list(dir->get(), [&keep](absl::string_view name) {
     if (!isCaptureFileName(name)) return false;
@@ -295,7 +300,7 @@ absl::Status CaptureFiles::checkSafeToWrite(absl::string_view base, int files) c
   // checkCaptureDir() makes sure only root can write there, so only root could plant anything
   // between this check and tcpdump's open. This check catches what is already there: a link left
   // by an earlier, looser configuration, or put there by hand, which tcpdump would follow.
-  auto dir = openDirectory(dir_, "open capture directory");
+  auto dir = openCaptureDirectory(dir_);
   if (!dir.ok()) return dir.status();
   for (const std::string& name : rotationFileNames(base, files)) {
     struct stat info {};

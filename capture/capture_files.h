@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "proc/unique_fd.h"
 
 namespace capture {
 
@@ -53,6 +54,17 @@ bool isCaptureFileName(absl::string_view file_name);
 // What a directory entry is, as lstat() tells it (never followed): "a regular file",
 // "a directory", "a symbolic link", "a FIFO", "a socket", "a character device", ...
 std::string describeFileType(unsigned mode);
+
+// The capture directory, opened for the *at() calls that never follow a link in it.
+absl::StatusOr<proc::UniqueFd> openCaptureDirectory(const std::string& dir);
+// Deletes `name` of the directory `dir_fd` when it is a regular file: never what a link points
+// to, never a directory, FIFO or socket put under a file's name. `path` names it in errors.
+struct Unlinked {
+  bool deleted = false;    // false with left_alone empty: there was nothing by that name
+  std::string left_alone;  // what it is (describeFileType()) when it is no regular file
+};
+absl::StatusOr<Unlinked> unlinkRegularFile(int dir_fd, const std::string& name,
+                                           const std::string& path);
 
 // Whether `path` may be the capture directory (--capture-dir), checked once at start-up: it
 // exists, is a directory itself (not a symbolic link to one: give the directory it points to),

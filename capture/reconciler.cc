@@ -54,12 +54,7 @@ nlohmann::json toJson(const CaptureStatus& status) {
       {"filter", status.filter},
       {"durationSeconds", status.duration ? nlohmann::json(status.duration->count()) : nullptr},
       {"packetLimit", status.packet_limit ? nlohmann::json(*status.packet_limit) : nullptr},
-      {"counts", status.counts
-                     ? nlohmann::json{{"captured", status.counts->captured},
-                                      {"receivedByFilter", status.counts->received_by_filter},
-                                      {"droppedByKernel", status.counts->dropped_by_kernel},
-                                      {"droppedByInterface", status.counts->dropped_by_interface}}
-                     : nullptr},
+      {"counts", toJson(status.counts)},
       {"bytesOnDisk", status.bytes_on_disk},
       {"sandboxId", status.sandbox_id},
       {"netnsPath", status.netns_path},
@@ -829,10 +824,8 @@ absl::Status Reconciler::startFresh() {
       continue;
     }
     if (!entry.capture.ok()) LOG(WARNING) << "start-up: " << entry.capture.status();
-    // ".<base>.state": the files of that base go below with every other one not kept.
-    const std::string_view name = entry.file_name;
-    const std::string base(name.substr(1, name.size() - 1 - std::string_view(".state").size()));
-    if (absl::Status removed = saved_.remove(base); !removed.ok()) {
+    // The files of that base go below with every other one not kept.
+    if (absl::Status removed = saved_.remove(entry.file_base); !removed.ok()) {
       LOG(WARNING) << "start-up: " << removed;  // not a file of ours: it stays, unread
     }
   }

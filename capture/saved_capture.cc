@@ -24,12 +24,11 @@ constexpr absl::string_view kStateSuffix = ".state";
 constexpr int kVersion = 1;
 constexpr size_t kMaxBytes = 64 * 1024;
 
-nlohmann::json countsJson(const std::optional<TcpdumpCounts>& counts) {
-  if (!counts) return nullptr;
-  return {{"captured", counts->captured},
-          {"receivedByFilter", counts->received_by_filter},
-          {"droppedByKernel", counts->dropped_by_kernel},
-          {"droppedByInterface", counts->dropped_by_interface}};
+// The capture's file base in a name isSavedCaptureFileName() took: ".<base>.state".
+std::string fileBaseOf(absl::string_view file_name) {
+  absl::ConsumePrefix(&file_name, ".");
+  absl::ConsumeSuffix(&file_name, kStateSuffix);
+  return std::string(file_name);
 }
 
 absl::Status invalid(absl::string_view what) {
@@ -45,31 +44,6 @@ bool writeAll(int fd, absl::string_view text) {
     text.remove_prefix(static_cast<size_t>(n));
   }
   return true;
-}
-
-absl::StatusOr<proc::UniqueFd> openDirectory(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot list ", dir));
-  return proc::UniqueFd(fd);
-}
-
-// Deletes `name` of the directory `dir_fd` when it is a regular file: never what a link points
-// to, never a directory, FIFO or socket, which are no file of ours. Returns "" when it is gone
-// (or was not there), what it is (describeFileType()) when it was left alone.
-absl::StatusOr<std::string> unlinkRegularFile(int dir_fd, const std::string& name,
-                                              const std::string& path) {
-  struct stat info {};
-  if (::fstatat(dir_fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
-    if (errno == ENOENT) return std::string();
-    return absl::ErrnoToStatus(errno, absl::StrCat("cannot delete ", path));
-  }
-  if (!S_ISREG(info.st_mode)) return describeFileType(info.st_mode);
-  if (::unlinkat(dir_fd, name.c_str(), 0) != 0) {
-    if (errno == ENOENT) return std::string();
-    if (errno == EISDIR) return std::string("a directory");  // put there since the fstatat()
-    return absl::ErrnoToStatus(errno, absl::StrCat("cannot delete ", path));
-  }
-  return std::string();
 }
 
 }  // namespace
@@ -105,7 +79,7 @@ std::string toText(const SavedCapture& saved) {
       {"completed", saved.completed},
       {"completedReason", saved.completed_reason},
       {"packetsCaptured", saved.packets_captured},
-      {"counts", countsJson(saved.counts)},
+      {"counts", toJson(saved.counts)},
   };
   return json.dump() + "\n";
 }
@@ -170,8 +144,7 @@ absl::StatusOr<SavedCapture> parseSavedCapture(absl::string_view text) {
 SavedCaptures::SavedCaptures(std::string dir) : dir_(std::move(dir)) {}
 
 std::string SavedCaptures::pathOf(absl::string_view file_name) const {
-  return absl::EndsWith(dir_, "/") ? absl::StrCat(dir_, file_name)
-                                   : absl::StrCat(dir_, "/", file_name);
+  return CaptureFiles(dir_).pathOf(file_name);
 }
 
 absl::Status SavedCaptures::save(const SavedCapture& saved) const {
@@ -179,15 +152,16 @@ absl::Status SavedCaptures::save(const SavedCapture& saved) const {
   const std::string temporary_name = name + ".tmp";
   const std::string path = pathOf(name);
   const std::string temporary = pathOf(temporary_name);
-  auto dir = openDirectory(dir_);
+  auto dir = openCaptureDirectory(dir_);
   if (!dir.ok()) return dir.status();
   // A temporary file left by a crash goes; anything else under its name stays, and no save is
   // written through it (O_EXCL|O_NOFOLLOW: a new file, never a link's target nor a hard link's).
   auto cleared = unlinkRegularFile(dir->get(), temporary_name, temporary);
   if (!cleared.ok()) return cleared.status();
-  if (!cleared->empty()) {
+  if (!cleared->left_alone.empty()) {
     return absl::FailedPreconditionError(absl::StrCat("cannot write ", temporary, ": it is ",
-                                                      *cleared, ", not a file of ours; remove it"));
+                                                      cleared->left_alone,
+                                                      ", not a file of ours; remove it"));
   }
   // No fsync: the rename makes it whole against the controller's own crash, which is what it is
   // for; a node that loses power loses its Pods' sandboxes, and so the captures, anyway.
@@ -211,7 +185,7 @@ absl::Status SavedCaptures::save(const SavedCapture& saved) const {
 }
 
 absl::Status SavedCaptures::remove(absl::string_view file_base) const {
-  auto dir = openDirectory(dir_);
+  auto dir = openCaptureDirectory(dir_);
   if (!dir.ok()) return dir.status();
   const std::string name = savedCaptureFileName(file_base);
   absl::Status failure;
@@ -221,8 +195,8 @@ absl::Status SavedCaptures::remove(absl::string_view file_base) const {
     auto removed = unlinkRegularFile(dir->get(), each, path);
     if (!removed.ok()) {
       if (failure.ok()) failure = removed.status();
-    } else if (!removed->empty()) {
-      LOG(WARNING) << "not deleting " << path << ": it is " << *removed
+    } else if (!removed->left_alone.empty()) {
+      LOG(WARNING) << "not deleting " << path << ": it is " << removed->left_alone
                    << ", not a file this controller wrote (remove it by hand)";
     }
   }
@@ -230,7 +204,7 @@ absl::Status SavedCaptures::remove(absl::string_view file_base) const {
 }
 
 absl::StatusOr<std::vector<SavedCaptures::Loaded>> SavedCaptures::loadAll() const {
-  auto dir_fd = openDirectory(dir_);
+  auto dir_fd = openCaptureDirectory(dir_);
   if (!dir_fd.ok()) return dir_fd.status();
   // fdopendir() owns the descriptor it is given: a duplicate, so that the other stays ours.
   const int listed_fd = ::fcntl(dir_fd->get(), F_DUPFD_CLOEXEC, 0);
@@ -256,13 +230,15 @@ absl::StatusOr<std::vector<SavedCaptures::Loaded>> SavedCaptures::loadAll() cons
     const int fd =
         ::openat(dir_fd->get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-      loaded.push_back({name, absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", path))});
+      loaded.push_back(
+          {name, fileBaseOf(name), absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", path))});
       continue;
     }
     const proc::UniqueFd owned(fd);
     struct stat info {};
     if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-      loaded.push_back({name, invalid(absl::StrCat(path, " is not a regular file"))});
+      loaded.push_back(
+          {name, fileBaseOf(name), invalid(absl::StrCat(path, " is not a regular file"))});
       continue;
     }
     std::string text(std::min<size_t>(static_cast<size_t>(info.st_size), kMaxBytes), '\0');
@@ -278,7 +254,7 @@ absl::StatusOr<std::vector<SavedCaptures::Loaded>> SavedCaptures::loadAll() cons
     if (!parsed.ok()) {
       parsed = absl::InvalidArgumentError(absl::StrCat(path, ": ", parsed.status().message()));
     }
-    loaded.push_back({name, std::move(parsed)});
+    loaded.push_back({name, fileBaseOf(name), std::move(parsed)});
   }
   return loaded;
 }

@@ -64,6 +64,7 @@ class SavedCaptures {
 
   struct Loaded {
     std::string file_name;
+    std::string file_base;                 // the capture's, from the file's name
     absl::StatusOr<SavedCapture> capture;  // why it cannot be read, otherwise
   };
   // Every saved capture of the directory, readable or not, by file name. Only regular files are

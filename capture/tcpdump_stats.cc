@@ -103,6 +103,14 @@ StatsLine parseStatsLine(std::string_view line, TcpdumpCounts& counts) {
 
 }  // namespace
 
+nlohmann::json toJson(const std::optional<TcpdumpCounts>& counts) {
+  if (!counts) return nullptr;
+  return {{"captured", counts->captured},
+          {"receivedByFilter", counts->received_by_filter},
+          {"droppedByKernel", counts->dropped_by_kernel},
+          {"droppedByInterface", counts->dropped_by_interface}};
+}
+
 bool parseTcpdumpStatsLine(std::string_view line, TcpdumpCounts& counts) {
   return parseStatsLine(line, counts) != StatsLine::kNone;
 }

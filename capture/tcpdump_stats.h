@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,9 @@ struct TcpdumpCounts {
   uint64_t dropped_by_interface = 0;  // ps_ifdrop
   bool operator==(const TcpdumpCounts&) const = default;
 };
+// {"captured", "receivedByFilter", "droppedByKernel", "droppedByInterface"}, null for none: as
+// /captures shows them and a SavedCapture keeps them.
+nlohmann::json toJson(const std::optional<TcpdumpCounts>& counts);
 
 // Reads tcpdump's statistics out of its stderr. tcpdump 4.99 reports them in two forms:
 //

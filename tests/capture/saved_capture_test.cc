@@ -110,6 +110,7 @@ TEST_F(SavedCapturesTest, SavesLoadsAndRemovesWithoutLeavingATemporaryFile) {
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   ASSERT_EQ(loaded->size(), 1u);
   EXPECT_EQ((*loaded)[0].file_name, ".capture-web.pcap.state");
+  EXPECT_EQ((*loaded)[0].file_base, "capture-web.pcap");
   ASSERT_TRUE((*loaded)[0].capture.ok());
   EXPECT_EQ((*loaded)[0].capture->packets_captured, 5u);
 
